@@ -1,0 +1,70 @@
+"""Ordered ClickHouse migrations.
+
+Each file in ``infra/clickhouse/migrations`` is ``NNNN_name.sql``; statements are separated by a
+semicolon at the end of a line and may use ``{db}`` for the database name. Applied versions are
+recorded in ``<db>.schema_migrations``; running again applies only the new files, so ``ioc setup``
+is idempotent. Statements use ``IF NOT EXISTS`` so a migration interrupted half-way can be re-run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+MIGRATIONS_DIR = Path(__file__).parent / "clickhouse" / "migrations"
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    def statements(self, db: str) -> list[str]:
+        text = "\n".join(
+            line for line in self.path.read_text(encoding="utf-8").splitlines()
+            if not line.lstrip().startswith("--")
+        )
+        parts = re.split(r";\s*$", text, flags=re.MULTILINE)
+        return [p.strip().replace("{db}", db) for p in parts if p.strip()]
+
+
+def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        m = _NAME.match(path.name)
+        if not m:
+            raise ValueError(f"migration file name must look like 0001_name.sql: {path.name}")
+        found.append(Migration(int(m.group(1)), m.group(2), path))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"duplicate migration versions in {directory}")
+    return found
+
+
+def migrate(client: Any, db: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Apply pending migrations in order; return the ones applied now."""
+    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+        "(version UInt32, name String, applied_at DateTime64(3, 'UTC')) "
+        "ENGINE = MergeTree ORDER BY version"
+    )
+    done = {row[0] for row in client.query(f"SELECT version FROM {db}.schema_migrations").result_rows}
+    applied = []
+    for mig in discover(directory):
+        if mig.version in done:
+            continue
+        for stmt in mig.statements(db):
+            client.command(stmt)
+        client.insert(
+            f"{db}.schema_migrations",
+            [[mig.version, mig.name, datetime.now(UTC)]],
+            column_names=["version", "name", "applied_at"],
+        )
+        applied.append(mig)
+    return applied
