@@ -1,0 +1,35 @@
+# Two commands set up everything on a fresh machine (Python 3.11, Java 17, Maven):
+#   make demo   — the embedded demo: local Kafka broker, chDB, simulator, worker, sink
+#   make test   — the whole test suite (real Kafka broker, real chDB)
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint venv clean dashboards bench
+
+$(BIN)/ioc: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $(BIN)/ioc
+
+venv: $(BIN)/ioc
+
+demo: venv
+	$(BIN)/ioc demo $(DEMO_ARGS)
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ioc dashboards build --check
+
+dashboards: venv
+	$(BIN)/ioc dashboards build
+
+bench: venv
+	$(BIN)/python bench/e2e_throughput.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,234 @@
+"""ClickHouse sink: Kafka topics → tables, in batches, committing only what is stored.
+
+Modelled on quix-streams' ``BatchingSink``: records are added to a batch per topic-partition;
+``write(batch)`` does one insert per batch; consumer offsets are committed only after every
+batch of the poll round has been written. A crash between insert and commit replays the batch:
+the insert carries a dedup token (``topic:partition:first-last``) and the tables replace rows by
+key, so queries with ``FINAL`` still see one row per event.
+
+Overload (too many parts, timeouts, memory limits) raises :class:`SinkBackpressure` with a
+delay; the runner waits and retries the same batches — never a crash, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from ioc.infra.metrics import Metrics
+from ioc.schemas.serde import DecodeError, Serde
+
+log = logging.getLogger(__name__)
+
+_META = ["_topic", "_partition", "_offset", "_ingested_at"]
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    topic: str          # contract topic name
+    table: str          # table name inside the database
+    columns: list[str]  # record fields inserted, in order
+    raw: bool           # raw event table: adds _topic/_partition/_offset/_ingested_at
+
+
+def default_mappings(serde: Serde) -> list[TableMapping]:
+    cat = serde.catalogue
+    out = []
+    for topic in ("ioc.traffic.flow.v1", "ioc.traffic.incident.v1"):
+        table = topic.removeprefix("ioc.").rsplit(".", 1)[0].replace(".", "_")
+        out.append(TableMapping(topic, table, cat.get(topic).field_names, raw=True))
+    out.append(TableMapping("ioc.kpi.v1", "kpi", cat.get("ioc.kpi.v1").field_names, raw=False))
+    out.append(TableMapping("ioc.alert.v1", "alerts", cat.get("ioc.alert.v1").field_names,
+                            raw=False))
+    out.append(TableMapping("ioc.dlq.v1", "dead_letters", cat.get("ioc.dlq.v1").field_names,
+                            raw=False))
+    return out
+
+
+class SinkBackpressure(Exception):
+    """ClickHouse asked us to slow down; retry the same batch after ``delay`` seconds."""
+
+    def __init__(self, message: str, delay: float) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+_RETRYABLE = ("TOO_MANY_PARTS", "TIMEOUT", "MEMORY_LIMIT_EXCEEDED", "TOO_MANY_SIMULTANEOUS",
+              "Connection", "timed out", "NETWORK_ERROR", "SOCKET_TIMEOUT")
+
+
+@dataclass
+class Batch:
+    mapping: TableMapping
+    partition: int
+    rows: list[list[Any]] = field(default_factory=list)
+    first_offset: int = -1
+    last_offset: int = -1
+    oldest_event: datetime | None = None
+
+    def add(self, row: list[Any], offset: int) -> None:
+        if self.first_offset < 0:
+            self.first_offset = offset
+        self.last_offset = offset
+        self.rows.append(row)
+
+    @property
+    def dedup_token(self) -> str:
+        m = self.mapping
+        return f"{m.topic}:{self.partition}:{self.first_offset}-{self.last_offset}"
+
+
+class ClickHouseSink:
+    """Writes batches with one insert each."""
+
+    def __init__(self, client: Any, database: str, metrics: Metrics) -> None:
+        self.client = client
+        self.database = database
+        self.metrics = metrics
+
+    def write(self, batch: Batch) -> None:
+        m = batch.mapping
+        cols = m.columns + (_META if m.raw else [])
+        start = time.perf_counter()
+        try:
+            self.client.insert(f"{self.database}.{m.table}", batch.rows, column_names=cols,
+                               settings={"insert_deduplication_token": batch.dedup_token})
+        except Exception as exc:
+            text = str(exc)
+            if any(marker in text for marker in _RETRYABLE):
+                self.metrics.sink_retries.labels(m.table, type(exc).__name__).inc()
+                raise SinkBackpressure(f"{m.table}: {text[:300]}", delay=1.0) from exc
+            raise
+        self.metrics.sink_batch_seconds.labels(m.table).observe(time.perf_counter() - start)
+        self.metrics.sink_batch_rows.labels(m.table).observe(len(batch.rows))
+        self.metrics.events_out.labels("sink", m.table).inc(len(batch.rows))
+
+
+class SinkRunner:
+    """Consumes the mapped topics and drives :class:`ClickHouseSink`."""
+
+    def __init__(self, consumer: Consumer, sink: ClickHouseSink, serde: Serde,
+                 mappings: Sequence[TableMapping], metrics: Metrics,
+                 topic_name: Callable[[str], str] = lambda t: t,
+                 max_batch: int = 20000, max_wait_s: float = 0.5,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.consumer = consumer
+        self.sink = sink
+        self.serde = serde
+        self.metrics = metrics
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.clock = clock
+        self.by_physical: dict[str, TableMapping] = {topic_name(m.topic): m for m in mappings}
+        self.rows_written = 0
+        self.last_message_monotonic = time.monotonic()
+
+    def subscribe(self) -> None:
+        self.consumer.subscribe(list(self.by_physical))
+
+    def _row(self, mapping: TableMapping, record: Mapping[str, Any], partition: int,
+             offset: int, now: datetime) -> list[Any]:
+        row = [record.get(c) for c in mapping.columns]
+        if mapping.raw:
+            row += [mapping.topic, partition, offset, now]
+        return row
+
+    def poll_round(self, stop: Callable[[], bool] = lambda: False) -> int:
+        """Collect up to ``max_batch`` messages or ``max_wait_s``, write, then commit."""
+        batches: dict[tuple[str, int], Batch] = {}
+        offsets: dict[tuple[str, int], int] = {}
+        deadline = time.monotonic() + self.max_wait_s
+        count = 0
+        now = self.clock()
+        while count < self.max_batch and time.monotonic() < deadline and not stop():
+            msgs = self.consumer.consume(num_messages=min(5000, self.max_batch - count),
+                                         timeout=max(0.0, deadline - time.monotonic()))
+            for msg in msgs:
+                if msg.error():
+                    log.warning("consumer error: %s", msg.error())
+                    continue
+                count += 1
+                mapping = self.by_physical.get(msg.topic())
+                key = (msg.topic(), msg.partition())
+                offsets[key] = msg.offset()
+                if mapping is None:
+                    continue
+                self.metrics.events_in.labels("sink", mapping.topic).inc()
+                try:
+                    record = self.serde.decode(mapping.topic, msg.value())
+                except DecodeError:
+                    # The stream worker dead-letters raw events it cannot decode; the sink only
+                    # skips them (and counts) so the table is not blocked.
+                    self.metrics.sink_skipped.labels(mapping.topic).inc()
+                    continue
+                batch = batches.get(key)
+                if batch is None:
+                    batch = batches[key] = Batch(mapping, msg.partition())
+                batch.add(self._row(mapping, record, msg.partition(), msg.offset(), now),
+                          msg.offset())
+                if mapping.raw and record.get("occurred_at") is not None:
+                    occurred = record["occurred_at"]
+                    if batch.oldest_event is None or occurred < batch.oldest_event:
+                        batch.oldest_event = occurred
+        if count:
+            self.last_message_monotonic = time.monotonic()
+        if not offsets:
+            return 0
+        for batch in batches.values():
+            self._write_with_retry(batch, stop)
+            if batch.mapping.raw and batch.oldest_event is not None:
+                lat = (self.clock() - batch.oldest_event).total_seconds()
+                self.metrics.e2e_latency.labels(batch.mapping.topic).observe(max(lat, 0.0))
+            self.rows_written += len(batch.rows)
+        self.consumer.commit(
+            offsets=[TopicPartition(t, p, o + 1) for (t, p), o in offsets.items()],
+            asynchronous=False)
+        return count
+
+    def _write_with_retry(self, batch: Batch, stop: Callable[[], bool]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                self.sink.write(batch)
+                return
+            except SinkBackpressure as exc:
+                log.warning("ClickHouse overloaded, retrying in %.1fs: %s", exc.delay, exc)
+                time.sleep(max(exc.delay, delay))
+                delay = min(delay * 2, 30.0)
+
+    def lag(self) -> int:
+        """Messages not yet consumed on the assigned partitions (-1 when unknown)."""
+        total = 0
+        try:
+            assignment = self.consumer.assignment()
+            if not assignment:
+                return -1
+            positions = self.consumer.position(assignment)
+            for tp in positions:
+                _low, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                pos = tp.offset if tp.offset >= 0 else _low
+                lag = max(high - pos, 0)
+                self.metrics.consumer_lag.labels("sink", tp.topic, str(tp.partition)).set(lag)
+                total += lag
+        except KafkaException:
+            return -1
+        return total
+
+
+def sink_consumer_config(bootstrap: str, group_id: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
+        "fetch.min.bytes": 1,
+        "session.timeout.ms": 10000,
+        "max.poll.interval.ms": 300000,
+    }

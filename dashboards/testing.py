@@ -1,0 +1,180 @@
+"""Run a dashboard's panel queries against a ClickHouse database, as Grafana would.
+
+Used by the dashboard tests (fresh chDB database, hand-made data) and by anyone who wants to
+check a dashboard against data the real pipeline produced::
+
+    from ioc.dashboards.build import render_dict
+    from ioc.dashboards.testing import run_panel_queries, problems
+
+    board = render_dict("traffic")
+    results = run_panel_queries(client, "ioc", board, time_from, time_to)
+    assert not problems(board, results)
+
+Dashboards hard-code the database ``ioc``; :func:`rewrite_database` points the SQL at another
+database (a test's own) by rewriting the qualified name ``ioc.<table>`` only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ioc.dashboards.build import iter_panels, panel_queries
+from ioc.dashboards.macros import expand_macros
+
+__all__ = ["PanelResult", "panel_queries", "problems", "rewrite_database", "run_panel_queries"]
+
+_IOC_QUALIFIER = re.compile(r"\bioc\.(?=[A-Za-z_`])")
+_NUMERIC = ("Int", "UInt", "Float", "Decimal")
+
+
+def rewrite_database(sql: str, database: str) -> str:
+    """Replace the database qualifier ``ioc.`` of table names with ``<database>.``."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
+        raise ValueError(f"not a plain database name: {database!r}")
+    return _IOC_QUALIFIER.sub(f"{database}.", sql)
+
+
+@dataclass
+class PanelResult:
+    """What one panel's query returned (or the error it raised)."""
+
+    title: str
+    panel_type: str
+    sql: str
+    columns: list[str] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    error: str | None = None
+
+    def column(self, name: str) -> list[Any]:
+        i = self.columns.index(name)
+        return [row[i] for row in self.rows]
+
+    def value(self, name: str) -> Any:
+        """The single value of a one-row result (stat panels)."""
+        if len(self.rows) != 1:
+            raise ValueError(f"{self.title}: expected one row, got {len(self.rows)}")
+        return self.rows[0][self.columns.index(name)]
+
+
+def run_panel_queries(client: Any, db: str, dashboard_json: dict[str, Any],
+                      time_from: datetime, time_to: datetime, *, interval_s: int = 60,
+                      strict: bool = True) -> dict[str, PanelResult]:
+    """Expand each panel's macros for the range, run it on database ``db``; title → result.
+
+    ``client`` is a clickhouse-connect client (``chdb://…`` or ``http://…``). With ``strict``
+    the first failing query raises (naming the panel); otherwise failures are recorded in
+    :attr:`PanelResult.error` so every panel can be reported at once.
+    """
+    results: dict[str, PanelResult] = {}
+    for panel in iter_panels(dashboard_json):
+        for target in panel.get("targets") or []:
+            if "rawSql" not in target:
+                continue
+            title = panel.get("title", "")
+            key = title if title not in results else f"{title} [{target.get('refId', '?')}]"
+            res = PanelResult(title=title, panel_type=panel.get("type", ""), sql="")
+            try:
+                sql = expand_macros(target["rawSql"], time_from, time_to, interval_s)
+                res.sql = rewrite_database(sql, db)
+                q = client.query(res.sql)
+                res.columns = list(q.column_names)
+                res.types = [t.name for t in q.column_types]
+                res.rows = [tuple(r) for r in q.result_rows]
+                if not res.columns:
+                    # An empty result carries no column metadata; ask ClickHouse for it.
+                    described = client.query(f"DESCRIBE (\n{res.sql}\n)").result_rows
+                    res.columns = [row[0] for row in described]
+                    res.types = [row[1] for row in described]
+            except Exception as exc:
+                if strict:
+                    raise RuntimeError(f"panel {title!r}: {exc}\n{res.sql}") from exc
+                res.error = f"{type(exc).__name__}: {exc}"
+            results[key] = res
+    return results
+
+
+def _base_type(name: str) -> str:
+    for wrapper in ("Nullable(", "LowCardinality("):
+        while name.startswith(wrapper):
+            name = name[len(wrapper):-1]
+    return name
+
+
+def _is_numeric(type_name: str) -> bool:
+    return _base_type(type_name).startswith(_NUMERIC)
+
+
+def _is_time(type_name: str) -> bool:
+    return _base_type(type_name).startswith("DateTime")
+
+
+def _is_text(type_name: str) -> bool:
+    return _base_type(type_name).startswith(("String", "FixedString", "Enum"))
+
+
+def problems(dashboard_json: dict[str, Any], results: dict[str, PanelResult],
+             *, require_rows: bool = True) -> dict[str, list[str]]:
+    """Shape problems per panel title: errors, no rows, columns a panel type cannot draw.
+
+    - timeseries: a DateTime column named ``time`` first, at least one numeric column, and the
+      rows sorted by time (the plugin needs that to split series);
+    - stat: one row, at least one numeric column;
+    - bargauge / barchart: a text column for the labels and a numeric column;
+    - table: at least one column;
+    - every column named in a ``byName`` override or the bar chart's ``xField`` must exist.
+    """
+    found: dict[str, list[str]] = {}
+    panels = {p.get("title", ""): p for p in iter_panels(dashboard_json)}
+    for key, res in results.items():
+        issues: list[str] = []
+        panel = panels.get(res.title, {})
+        if res.error:
+            issues.append(f"query failed: {res.error}")
+        else:
+            if require_rows and not res.rows:
+                issues.append("no rows")
+            issues.extend(_shape_issues(res, panel))
+        if issues:
+            found[key] = issues
+    return found
+
+
+def _shape_issues(res: PanelResult, panel: dict[str, Any]) -> list[str]:
+    issues: list[str] = []
+    cols = dict(zip(res.columns, res.types, strict=True))
+    numeric = [c for c, t in cols.items() if _is_numeric(t)]
+    if res.panel_type == "timeseries":
+        if not res.columns or res.columns[0] != "time" or not _is_time(cols["time"]):
+            issues.append(f"timeseries needs a DateTime column 'time' first, got {cols}")
+        elif res.rows:
+            times = [r[0] for r in res.rows]
+            if times != sorted(times):
+                issues.append("timeseries rows are not sorted by time")
+        if not numeric:
+            issues.append("timeseries has no numeric column")
+    elif res.panel_type == "stat":
+        if res.rows and len(res.rows) != 1:
+            issues.append(f"stat expects one row, got {len(res.rows)}")
+        if not numeric:
+            issues.append(f"stat has no numeric column: {cols}")
+    elif res.panel_type in ("bargauge", "barchart"):
+        if not any(_is_text(t) for t in cols.values()):
+            issues.append(f"{res.panel_type} needs a text label column: {cols}")
+        if not numeric:
+            issues.append(f"{res.panel_type} has no numeric column: {cols}")
+    elif not res.columns:
+        issues.append("no columns")
+    referenced = [o["matcher"]["options"]
+                  for o in panel.get("fieldConfig", {}).get("overrides", [])
+                  if o.get("matcher", {}).get("id") == "byName"]
+    x_field = (panel.get("options") or {}).get("xField")
+    if x_field:
+        referenced.append(x_field)
+    for name in referenced:
+        if name not in cols:
+            issues.append(f"panel refers to column {name!r}, query returns {list(cols)}")
+    return issues

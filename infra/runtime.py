@@ -1,0 +1,287 @@
+"""Starting the platform's parts: setup, the stream worker, the ClickHouse sink process.
+
+``ioc run`` = the Faust worker in this process + the sink in a child process. The sink owns
+the ClickHouse client (chDB allows one engine per process and blocking inserts must not stall
+the worker's event loop); the worker needs no ClickHouse at all (it reads reference data from
+the same versioned files). If the parent dies, even by SIGKILL, the child notices and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client import CollectorRegistry
+
+from ioc.connectors.clickhouse import connect
+from ioc.infra import migrations, reference
+from ioc.infra.metrics import Metrics, serve
+from ioc.infra.settings import Settings
+from ioc.schemas.catalogue import Catalogue
+from ioc.schemas.serde import DecodeError, Serde
+
+log = logging.getLogger(__name__)
+
+
+class SetupError(RuntimeError):
+    pass
+
+
+@dataclass
+class SetupReport:
+    topics_created: list[str]
+    topics_existing: list[str]
+    migrations_applied: list[str]
+    reference_rows: dict[str, int]
+
+
+def ensure_topics(settings: Settings, catalogue: Catalogue | None = None,
+                  timeout: float = 30.0) -> tuple[list[str], list[str]]:
+    catalogue = catalogue or Catalogue()
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise SetupError(f"cannot reach Kafka at {settings.bootstrap}: {exc}. Start the local "
+                         "broker with `ioc kafka up` or set IOC_KAFKA_BOOTSTRAP.") from None
+    wanted = [settings.topic(t) for t in catalogue.topics]
+    new = []
+    for name in wanted:
+        if name in existing:
+            continue
+        # LogAppendTime: retention counts from arrival, so an agency's backfill of old events
+        # (whose producer may stamp them with event time) is not deleted on arrival.
+        config = {"message.timestamp.type": "LogAppendTime"}
+        if name.endswith("ioc.alert.v1"):
+            config["cleanup.policy"] = "compact,delete"  # latest state per alert key survives
+        new.append(NewTopic(name, num_partitions=settings.topic_partitions,
+                            replication_factor=-1, config=config))
+    created = []
+    if new:
+        for name, fut in admin.create_topics(new, request_timeout=timeout).items():
+            try:
+                fut.result()
+                created.append(name)
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise SetupError(f"cannot create topic {name}: {exc}") from None
+    return created, sorted(set(wanted) - set(created))
+
+
+def setup(settings: Settings, client: Any | None = None,
+          log_line: Callable[[str], None] = print) -> SetupReport:
+    """Topics, migrations, reference data. Idempotent."""
+    created, existing = ensure_topics(settings)
+    log_line(f"topics: {len(created)} created, {len(existing)} already there")
+    own = client is None
+    client = client or connect(settings.clickhouse)
+    try:
+        applied = migrations.migrate(client, settings.database)
+        log_line(f"ClickHouse ({settings.clickhouse}): "
+                 f"{len(applied)} migrations applied, database {settings.database}")
+        rows = reference.load_into_clickhouse(client, settings.database, settings.reference_dir)
+        log_line("reference data: " + ", ".join(f"{k} {v} rows" for k, v in rows.items()))
+    finally:
+        if own:
+            client.close()
+    return SetupReport(created, existing, [m.path.name for m in applied], rows)
+
+
+def read_latest_alerts(settings: Settings, serde: Serde, timeout: float = 10.0
+                       ) -> list[dict[str, Any]]:
+    """The latest state of every alert in the alert topic (small; read at worker start)."""
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap,
+                         "group.id": f"{settings.topic_prefix}ioc-alert-restore",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    from confluent_kafka import TopicPartition
+
+    topic = settings.topic("ioc.alert.v1")
+    latest: dict[tuple[str, Any], dict[str, Any]] = {}
+    try:
+        md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if md is None or md.error is not None:
+            return []
+        tps = []
+        for p in md.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            if high > low:
+                tps.append((TopicPartition(topic, p, low), high))
+        if not tps:
+            return []
+        consumer.assign([tp for tp, _ in tps])
+        remaining = {tp.partition: high for tp, high in tps}
+        deadline = time.monotonic() + timeout * 3
+        while remaining and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, timeout=1.0):
+                if msg.error():
+                    continue
+                if msg.offset() + 1 >= remaining.get(msg.partition(), 0):
+                    remaining.pop(msg.partition(), None)
+                try:
+                    rec = serde.decode("ioc.alert.v1", msg.value())
+                except DecodeError:
+                    continue
+                key = (rec["alert_id"], rec["starts_at"])
+                if key not in latest or rec["updated_at"] >= latest[key]["updated_at"]:
+                    latest[key] = rec
+    finally:
+        consumer.close()
+    return list(latest.values())
+
+
+# -- the sink child process -------------------------------------------------------------------
+
+def sink_main(settings: Settings, drain: Any, ready: Any, parent_pid: int) -> None:
+    """Entry point of the sink process (multiprocessing, spawn)."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s sink %(levelname)s %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates shutdown
+    from ioc.connectors.sink import (
+        ClickHouseSink,
+        SinkRunner,
+        default_mappings,
+        sink_consumer_config,
+    )
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    if settings.metrics_port:
+        try:
+            serve(registry, settings.metrics_port + 1)
+        except OSError as exc:
+            log.warning("sink metrics port %d unavailable: %s", settings.metrics_port + 1, exc)
+    serde = Serde()
+    client = connect(settings.clickhouse)
+    sink = ClickHouseSink(client, settings.database, metrics)
+    consumer = Consumer(sink_consumer_config(settings.bootstrap,
+                                             f"{settings.topic_prefix}ioc-sink"))
+    runner = SinkRunner(consumer, sink, serde, default_mappings(serde), metrics,
+                        topic_name=settings.topic)
+    runner.subscribe()
+    ready.set()
+    quiet_rounds = 0
+    try:
+        while True:
+            if os.getppid() != parent_pid:
+                log.warning("parent process is gone; sink exits without committing more")
+                os._exit(3)
+            n = runner.poll_round()
+            if drain.is_set():
+                quiet_rounds = quiet_rounds + 1 if n == 0 else 0
+                if quiet_rounds >= 3 and runner.lag() == 0:
+                    break
+    finally:
+        consumer.close()
+        client.close()
+
+
+class SinkProcess:
+    def __init__(self, settings: Settings) -> None:
+        ctx = mp.get_context("spawn")
+        self.drain = ctx.Event()
+        self.ready = ctx.Event()
+        self.proc = ctx.Process(target=sink_main, name="ioc-sink",
+                                args=(settings, self.drain, self.ready, os.getpid()),
+                                daemon=False)
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.proc.start()
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.5):
+            if not self.proc.is_alive():
+                raise RuntimeError(f"sink process exited with code {self.proc.exitcode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("sink process did not start in time")
+
+    def finish(self, timeout: float = 300.0) -> int:
+        """Let the sink drain what is on the topics, then wait for it to exit."""
+        self.drain.set()
+        self.proc.join(timeout)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(10)
+            return 1
+        return self.proc.exitcode or 0
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(10)
+
+
+# -- the worker --------------------------------------------------------------------------------
+
+def run_worker(settings: Settings, exit_when_idle: float | None = None,
+               on_started: Callable[[Any, Any], None] | None = None,
+               registry: CollectorRegistry | None = None) -> int:
+    """Run the Faust worker in this process until stopped (or idle). Returns an exit code."""
+    import asyncio
+
+    import faust
+
+    from ioc.streams.app import create_app, sleep_until_idle
+
+    registry = registry or CollectorRegistry()
+    metrics = Metrics(registry)
+    if settings.metrics_port:
+        try:
+            serve(registry, settings.metrics_port)
+        except OSError as exc:
+            log.warning("metrics port %d unavailable: %s", settings.metrics_port, exc)
+    serde = Serde()
+    segments = reference.load_segments(settings.reference_dir)
+    areas = reference.load_areas(settings.reference_dir)
+    restored = read_latest_alerts(settings, serde)
+    app, state = create_app(settings, segments=segments, areas=areas, metrics=metrics,
+                            serde=serde, restored_alerts=restored)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True, loop=loop,
+                          override_logging=False)
+
+    if exit_when_idle is not None:
+        @app.task
+        async def _idle_exit() -> None:
+            await sleep_until_idle(app, state, exit_when_idle)
+            await app.ioc_flush_all()  # type: ignore[attr-defined]
+            asyncio.ensure_future(worker.stop())
+
+    if on_started is not None:
+        @app.task
+        async def _started() -> None:
+            on_started(app, state)
+
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def run(settings: Settings, exit_when_idle: float | None = None) -> int:
+    """``ioc run``: sink child process + Faust worker here."""
+    sink = SinkProcess(settings)
+    sink.start()
+    try:
+        code = run_worker(settings, exit_when_idle)
+    except BaseException:
+        sink.stop()
+        raise
+    if exit_when_idle is not None:
+        sink_code = sink.finish()
+        return code or sink_code
+    sink.stop()
+    return code
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")

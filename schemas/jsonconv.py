@@ -1,0 +1,132 @@
+"""JSON → Avro record conversion for files and HTTP bodies.
+
+Agencies send JSON; the contract is Avro. Timestamps (``timestamp-millis`` fields) are accepted
+as ISO-8601 strings *with* an offset (``2026-11-29T07:30:00+07:00``) or as epoch milliseconds;
+a naive ISO string is rejected because its time zone would be a guess. Missing fields with a
+default take it; unknown fields are rejected so a typo in a field name cannot silently drop data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ioc.schemas.catalogue import Catalogue, TopicSchema
+
+
+class ConversionError(ValueError):
+    """The JSON object cannot become a record of the topic; ``problems`` name each field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def parse_timestamp(value: Any) -> datetime:
+    if isinstance(value, bool):
+        raise ValueError("expected ISO-8601 with offset or epoch milliseconds, got a boolean")
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text) / 1000.0, tz=UTC)
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"not an ISO-8601 timestamp: {value!r}") from None
+        if parsed.tzinfo is None:
+            raise ValueError(f"timestamp {value!r} has no UTC offset (write e.g. +07:00 or Z)")
+        return parsed.astimezone(UTC)
+    raise ValueError(f"expected ISO-8601 with offset or epoch milliseconds, got {value!r}")
+
+
+def _is_timestamp(t: Any) -> bool:
+    return isinstance(t, dict) and t.get("logicalType") == "timestamp-millis"
+
+
+def _convert(name: str, ftype: Any, value: Any) -> Any:
+    if isinstance(ftype, list):  # union: null first by convention
+        if value is None:
+            if "null" in ftype:
+                return None
+            raise ValueError("must not be null")
+        non_null = [t for t in ftype if t != "null"]
+        return _convert(name, non_null[0], value) if len(non_null) == 1 else value
+    if value is None:
+        raise ValueError("must not be null")
+    if _is_timestamp(ftype):
+        return parse_timestamp(value)
+    if isinstance(ftype, dict) and ftype.get("type") == "enum":
+        if value not in ftype["symbols"]:
+            raise ValueError(f"{value!r} is not one of {ftype['symbols']}")
+        return value
+    base = ftype.get("type") if isinstance(ftype, dict) else ftype
+    if base == "int" or base == "long":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                return int(value)
+            raise ValueError(f"expected an integer, got {value!r}")
+        return value
+    if base in ("double", "float"):
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, got {value!r}") from None
+    if base == "string":
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {value!r}")
+        return value
+    if base == "boolean":
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {value!r}")
+        return value
+    return value
+
+
+def json_to_record(schema: TopicSchema, obj: Any) -> dict[str, Any]:
+    if not isinstance(obj, Mapping):
+        raise ConversionError([f"expected a JSON object, got {type(obj).__name__}"])
+    problems: list[str] = []
+    record: dict[str, Any] = {}
+    known = set()
+    for field in schema.raw["fields"]:
+        name = field["name"]
+        known.add(name)
+        if name not in obj:
+            if "default" in field:
+                record[name] = field["default"]
+                continue
+            problems.append(f"{name}: required field is missing")
+            continue
+        try:
+            record[name] = _convert(name, field["type"], obj[name])
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+    unknown = sorted(set(obj) - known)
+    if unknown:
+        problems.append(f"unknown fields {unknown} (not in {schema.topic})")
+    if problems:
+        raise ConversionError(problems)
+    return record
+
+
+def record_to_json(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse for display and files: datetimes as ISO-8601 UTC strings."""
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        if isinstance(v, datetime):
+            out[k] = v.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        elif isinstance(v, bytes):
+            out[k] = v.hex()
+        else:
+            out[k] = v
+    return out
+
+
+__all__ = ["Catalogue", "ConversionError", "json_to_record", "parse_timestamp", "record_to_json"]

@@ -1,0 +1,144 @@
+"""Wire format: Avro binary in single-object encoding or Confluent framing.
+
+Writers use single-object encoding (``C3 01`` + 8-byte CRC-64-AVRO fingerprint + body), which
+needs no service: readers resolve the fingerprint against the schemas in the repo. When a
+Confluent-compatible schema registry is configured, writers may use Confluent framing
+(``00`` + 4-byte big-endian schema id + body); readers accept both.
+
+Decoding never raises anything but :class:`DecodeError`, whose ``error_type`` says what went
+wrong (``decode`` for framing/bytes, ``schema`` for an unknown or incompatible writer schema,
+``validation`` for a well-formed record with bad values), so callers can dead-letter it.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+from fastavro.validation import ValidationError, validate
+
+from ioc.schemas.catalogue import Catalogue, TopicSchema
+from ioc.schemas.validation import semantic_errors
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+CONFLUENT_MAGIC = 0
+
+
+class DecodeError(ValueError):
+    def __init__(self, error_type: str, reason: str) -> None:
+        super().__init__(f"{error_type}: {reason}")
+        self.error_type = error_type
+        self.reason = reason
+
+
+class EncodeError(ValueError):
+    """A record does not match its topic's schema; the message names the fields."""
+
+
+# A schema-registry lookup: schema id -> parsed writer schema (raises KeyError if unknown).
+SchemaIdResolver = Callable[[int], Any]
+
+
+class Serde:
+    def __init__(self, catalogue: Catalogue | None = None,
+                 schema_ids: SchemaIdResolver | Mapping[int, Any] | None = None) -> None:
+        self.catalogue = catalogue or Catalogue()
+        self._schema_ids = schema_ids
+
+    # -- writing -------------------------------------------------------------------------------
+    def encode(self, topic: str, record: Mapping[str, Any]) -> bytes:
+        ts = self.catalogue.get(topic)
+        try:
+            validate(record, ts.parsed, raise_errors=True)
+        except ValidationError as exc:
+            raise EncodeError(_validation_message(exc)) from None
+        problems = semantic_errors(topic, record)
+        if problems:
+            raise EncodeError("; ".join(problems))
+        buf = io.BytesIO()
+        buf.write(SINGLE_OBJECT_MAGIC)
+        buf.write(ts.fingerprint)
+        schemaless_writer(buf, ts.parsed, dict(record))
+        return buf.getvalue()
+
+    def encode_confluent(self, topic: str, record: Mapping[str, Any], schema_id: int) -> bytes:
+        ts = self.catalogue.get(topic)
+        try:
+            validate(record, ts.parsed, raise_errors=True)
+        except ValidationError as exc:
+            raise EncodeError(_validation_message(exc)) from None
+        buf = io.BytesIO()
+        buf.write(struct.pack(">bI", CONFLUENT_MAGIC, schema_id))
+        schemaless_writer(buf, ts.parsed, dict(record))
+        return buf.getvalue()
+
+    # -- reading -------------------------------------------------------------------------------
+    def decode(self, topic: str, data: bytes | None) -> dict[str, Any]:
+        """Decode ``data`` read from ``topic`` into a record of the topic's current schema."""
+        reader = self._reader_schema(topic)
+        if not data:
+            raise DecodeError("decode", "empty message")
+        if data[:2] == SINGLE_OBJECT_MAGIC:
+            if len(data) < 10:
+                raise DecodeError("decode", "truncated single-object header")
+            writer_ts = self.catalogue.by_fingerprint.get(bytes(data[2:10]))
+            if writer_ts is None:
+                raise DecodeError("schema",
+                                  f"unknown schema fingerprint {bytes(data[2:10]).hex()}")
+            writer = writer_ts.parsed
+            body = data[10:]
+        elif data[0] == CONFLUENT_MAGIC:
+            if len(data) < 5:
+                raise DecodeError("decode", "truncated Confluent header")
+            (schema_id,) = struct.unpack(">I", data[1:5])
+            writer = self._lookup_schema_id(schema_id)
+            body = data[5:]
+        else:
+            raise DecodeError("decode", f"not Avro: unknown framing byte 0x{data[0]:02x}")
+        try:
+            stream = io.BytesIO(body)
+            record = schemaless_reader(stream, writer, reader.parsed)
+            if stream.tell() != len(body):
+                raise DecodeError("decode", f"{len(body) - stream.tell()} trailing bytes")
+        except DecodeError:
+            raise
+        except Exception as exc:  # fastavro raises many types on corrupt input
+            raise DecodeError("decode", f"corrupt Avro body ({type(exc).__name__}: {exc})") from None
+        if not isinstance(record, dict):
+            raise DecodeError("schema", "writer schema is not a record")
+        problems = semantic_errors(topic, record)
+        if problems:
+            raise DecodeError("validation", "; ".join(problems))
+        return record
+
+    def _reader_schema(self, topic: str) -> TopicSchema:
+        try:
+            return self.catalogue.get(topic)
+        except KeyError as exc:
+            raise DecodeError("schema", str(exc)) from None
+
+    def _lookup_schema_id(self, schema_id: int) -> Any:
+        if self._schema_ids is None:
+            raise DecodeError("schema", f"Confluent framing (schema id {schema_id}) but no "
+                                        "schema registry is configured")
+        try:
+            if callable(self._schema_ids):
+                return self._schema_ids(schema_id)
+            return self._schema_ids[schema_id]
+        except KeyError:
+            raise DecodeError("schema", f"unknown schema id {schema_id}") from None
+
+
+def _validation_message(exc: ValidationError) -> str:
+    # fastavro reports "<path> is <value> of type <type> expected <schema>"; keep it short.
+    return "; ".join(str(e) for e in exc.errors) if getattr(exc, "errors", None) else str(exc)
+
+
+def utc_ms(value: datetime) -> int:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: platform time must be timezone-aware UTC")
+    return int(value.astimezone(UTC).timestamp() * 1000)

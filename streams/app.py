@@ -1,0 +1,203 @@
+"""The Faust app: wires Kafka topics to the pure traffic processor.
+
+Built by :func:`create_app` (no import-time singleton) so tests and several workers each build
+their own. The agent reads raw bytes and decodes them itself: a message that cannot be decoded
+or validated goes to ``ioc.dlq.v1`` with its bytes, position and reason, and the agent goes on.
+
+Offsets: the agent runs with manual acknowledgement. An event is acknowledged only once every
+window it contributed to has closed and its KPI records were flushed to Kafka, so a worker killed
+at any moment resumes from the oldest event still needed and rebuilds its windows exactly. Faust
+runs at-least-once (never ``exactly_once``, see STYLE.md) with agent concurrency 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from ioc.infra.metrics import Metrics
+from ioc.infra.reference import Area, RoadSegment
+from ioc.infra.settings import Settings
+from ioc.schemas.serde import DecodeError, Serde
+from ioc.streams.engine import Position
+from ioc.streams.processor import Step, TrafficProcessor
+from ioc.streams.traffic import FLOW_TOPIC, INCIDENT_TOPIC
+
+log = logging.getLogger(__name__)
+
+KPI_TOPIC = "ioc.kpi.v1"
+ALERT_TOPIC = "ioc.alert.v1"
+DLQ_TOPIC = "ioc.dlq.v1"
+INPUT_TOPICS = (FLOW_TOPIC, INCIDENT_TOPIC)
+
+
+@dataclass
+class WorkerState:
+    """What the CLI's idle detection and live summary read."""
+
+    last_event_monotonic: float = field(default_factory=time.monotonic)
+    processed: int = 0
+    dead_letters: int = 0
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    idle_flushed: bool = False
+
+
+def create_app(settings: Settings, *, segments: Mapping[str, RoadSegment],
+               areas: Mapping[str, Area], metrics: Metrics, serde: Serde | None = None,
+               restored_alerts: list[Mapping[str, Any]] | None = None,
+               clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+               tick_interval: float = 1.0, flush_interval: float = 2.0,
+               ) -> tuple[faust.App, WorkerState]:
+    serde = serde or Serde()
+    app = faust.App(
+        f"{settings.topic_prefix}ioc-streams",
+        broker=f"kafka://{settings.bootstrap}",
+        value_serializer="raw",
+        key_serializer="raw",
+        processing_guarantee="at_least_once",
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=settings.topic_partitions,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        stream_wait_empty=False,
+    )
+    processor = TrafficProcessor(segments, areas,
+                                 timedelta(seconds=settings.allowed_lateness_s), clock)
+    processor.restore_alerts(list(restored_alerts or []))
+    state = WorkerState()
+    logical = {settings.topic(t): t for t in INPUT_TOPICS}
+    source = app.topic(*logical.keys(), value_serializer="raw", key_serializer="raw")
+    kpi_topic = app.topic(settings.topic(KPI_TOPIC), value_serializer="raw")
+    alert_topic = app.topic(settings.topic(ALERT_TOPIC), value_serializer="raw")
+    dlq_topic = app.topic(settings.topic(DLQ_TOPIC), value_serializer="raw")
+    held: dict[Position, EventT] = {}
+    streams: list[Any] = []
+    last_flush = [time.monotonic()]
+
+    async def publish(step: Step) -> None:
+        for rec in step.kpis:
+            await kpi_topic.send(key=rec["kpi"].encode(), value=serde.encode(KPI_TOPIC, rec))
+        for rec in step.alerts:
+            await alert_topic.send(key=rec["alert_id"].encode(),
+                                   value=serde.encode(ALERT_TOPIC, rec))
+            metrics.alerts_emitted.labels(rec["rule"], rec["status"]).inc()
+        if step.kpis:
+            metrics.events_out.labels("streams", KPI_TOPIC).inc(len(step.kpis))
+        if step.alerts:
+            metrics.events_out.labels("streams", ALERT_TOPIC).inc(len(step.alerts))
+
+    async def acknowledge(positions: list[Position]) -> None:
+        if not positions:
+            return
+        # Everything published so far must be on the broker before offsets may move past the
+        # events it came from.
+        await app.producer.flush()
+        stream = streams[0]
+        for pos in positions:
+            event = held.pop(pos, None)
+            if event is not None:
+                await stream.ack(event)
+
+    async def dead_letter(event: EventT, topic: str, err: DecodeError) -> None:
+        msg = event.message
+        rec = {"topic": topic, "partition": msg.partition, "offset": msg.offset,
+               "key": msg.key if isinstance(msg.key, bytes) else None,
+               "payload": msg.value if isinstance(msg.value, bytes) else b"",
+               "error_type": err.error_type, "reason": err.reason,
+               "stage": "streams.traffic", "failed_at": clock()}
+        await dlq_topic.send(key=f"{topic}:{msg.partition}:{msg.offset}".encode(),
+                             value=serde.encode(DLQ_TOPIC, rec))
+        metrics.dead_letters.labels("streams", topic, err.error_type).inc()
+        state.dead_letters += 1
+        log.warning("dead-lettered %s[%d]@%d: %s", topic, msg.partition, msg.offset, err)
+
+    @app.agent(source, concurrency=1)
+    async def traffic(stream: Any) -> None:
+        manual = stream.noack()
+        streams.append(manual)
+        async for event in manual.events():
+            msg = event.message
+            topic = logical.get(msg.topic, msg.topic)
+            tp = (topic, msg.partition)
+            state.last_event_monotonic = time.monotonic()
+            state.positions[(msg.topic, msg.partition)] = msg.offset
+            metrics.events_in.labels("streams", topic).inc()
+            try:
+                record = serde.decode(topic, msg.value)
+            except DecodeError as err:
+                await dead_letter(event, topic, err)
+                await app.producer.flush()
+                await manual.ack(event)
+                continue
+            state.processed += 1
+            step = processor.handle(topic, record, tp, msg.offset)
+            assert step.outcome is not None
+            metrics.event_outcomes.labels(topic, step.outcome.value).inc()
+            held[(tp, msg.offset)] = event
+            if step.alerts:
+                await publish(step)
+            await acknowledge(step.released)
+
+    @app.timer(interval=tick_interval)
+    async def advance() -> None:
+        if not streams:
+            return
+        step = processor.tick()
+        now = time.monotonic()
+        if now - last_flush[0] >= flush_interval:
+            step.kpis.extend(processor.flush())
+            last_flush[0] = now
+        await publish(step)
+        await acknowledge(step.released)
+        metrics.open_windows.set(processor.engine.open_windows)
+        metrics.held_events.set(processor.engine.held_events)
+
+    async def flush_all() -> None:
+        """Publish every pending window's current value (used before an idle exit)."""
+        step = processor.tick()
+        step.kpis.extend(processor.flush())
+        await publish(step)
+        await acknowledge(step.released)
+        await app.producer.flush()
+
+    app.ioc_flush_all = flush_all  # type: ignore[attr-defined]
+    app.ioc_processor = processor  # type: ignore[attr-defined]
+    return app, state
+
+
+async def caught_up(app: faust.App, state: WorkerState) -> bool:
+    """True when the worker has read every message that was on its assigned partitions."""
+    consumer = app.consumer
+    assignment = consumer.assignment()
+    if not assignment:
+        return False
+    for tp in assignment:
+        try:
+            high = consumer.highwater(tp)
+        except Exception:
+            return False
+        if high is None:
+            return False
+        pos = state.positions.get((tp.topic, tp.partition))
+        if high > 0 and (pos is None or pos + 1 < high):
+            return False
+    return True
+
+
+async def sleep_until_idle(app: faust.App, state: WorkerState, idle_seconds: float) -> None:
+    while True:
+        await asyncio.sleep(0.5)
+        quiet = time.monotonic() - state.last_event_monotonic
+        if quiet >= idle_seconds and await caught_up(app, state):
+            return

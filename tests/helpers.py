@@ -1,0 +1,40 @@
+"""Small helpers shared by the tests (``from helpers import ...``; tests/ is on sys.path)."""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def find_free_port_pair() -> int:
+    """A port ``p`` such that ``p`` and ``p + 1`` are free on 127.0.0.1.
+
+    The local Kafka broker needs both (client and controller port). Ports are picked below the
+    kernel's ephemeral range so that outgoing connections cannot grab them in the meantime.
+    """
+    low, _ = _ephemeral_range()
+    upper = low - 2 if low > 12000 else 65000
+    for _ in range(200):
+        port = random.randint(10000, upper)
+        if _port_free(port) and _port_free(port + 1):
+            return port
+    raise RuntimeError("no free pair of TCP ports found on 127.0.0.1")
