@@ -17,8 +17,8 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any, Literal, Self
 
-from grafana_foundation_sdk.builders import bargauge as bargauge_builder
 from grafana_foundation_sdk.builders import barchart as barchart_builder
+from grafana_foundation_sdk.builders import bargauge as bargauge_builder
 from grafana_foundation_sdk.builders import common as common_builder
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.builders import stat as stat_builder
@@ -108,25 +108,39 @@ def thresholds(*steps: tuple[float | None, str]) -> dashboard_builder.Thresholds
             .steps([dashboard_model.Threshold(value=v, color=c) for v, c in steps]))
 
 
-def display_names(panel: Any, names: dict[str, str]) -> None:
-    """Give query columns their Vietnamese labels (SQL keeps ASCII aliases)."""
-    for column in sorted(names):
-        panel.override_by_name(
-            column, [dashboard_model.DynamicConfigValue("displayName", names[column])])
+Overrides = dict[str, list[dashboard_model.DynamicConfigValue]]
+
+
+def column_overrides(panel: Any, labels: dict[str, str] | None = None,
+                     overrides: Overrides | None = None) -> None:
+    """One override per query column: its Vietnamese label (SQL keeps ASCII aliases) and any
+    other field properties, in column-name order so the JSON stays deterministic."""
+    labels = labels or {}
+    overrides = overrides or {}
+    for column in sorted(set(labels) | set(overrides)):
+        props = []
+        if column in labels:
+            props.append(dashboard_model.DynamicConfigValue("displayName", labels[column]))
+        props.extend(overrides.get(column, []))
+        panel.override_by_name(column, props)
 
 
 def _common(panel: Any, title: str, sql: ClickHouseSql, pos: dashboard_model.GridPos,
-            description: str | None) -> None:
+            description: str | None, labels: dict[str, str] | None = None,
+            overrides: Overrides | None = None) -> None:
     panel.title(title).datasource(DATASOURCE).grid_pos(pos).with_target(sql)
     if description:
         panel.description(description)
+    column_overrides(panel, labels, overrides)
 
 
 def stat(title: str, sql: str, pos: dashboard_model.GridPos, *, unit: str = "short",
          decimals: int | None = None,
          steps: Sequence[tuple[float | None, str]] = ((None, "blue"),),
+         labels: dict[str, str] | None = None, overrides: Overrides | None = None,
          description: str | None = None) -> stat_builder.Panel:
-    """One big number (or a few) from a one-row table query; colour from thresholds."""
+    """One big number from a one-row table query, coloured by thresholds. With several
+    numeric columns the panel shows each (name them with ``labels``)."""
     panel = (stat_builder.Panel()
              .unit(unit)
              .thresholds(thresholds(*steps))
@@ -135,12 +149,13 @@ def stat(title: str, sql: str, pos: dashboard_model.GridPos, *, unit: str = "sho
              .color_mode(common_model.BigValueColorMode.BACKGROUND)
              .graph_mode(common_model.BigValueGraphMode.NONE)
              .justify_mode(common_model.BigValueJustifyMode.CENTER)
-             .text_mode(common_model.BigValueTextMode.VALUE)
+             .text_mode(common_model.BigValueTextMode.VALUE_AND_NAME if labels
+                        else common_model.BigValueTextMode.VALUE)
              .reduce_options(common_builder.ReduceDataOptions()
                              .calcs(["lastNotNull"]).fields("").values(False)))
     if decimals is not None:
         panel.decimals(decimals)
-    _common(panel, title, ClickHouseSql(sql), pos, description)
+    _common(panel, title, ClickHouseSql(sql), pos, description, labels, overrides)
     return panel
 
 
@@ -169,21 +184,20 @@ def timeseries(title: str, sql: str, pos: dashboard_model.GridPos, *, unit: str 
                       .mode(common_model.TooltipDisplayMode.MULTI)
                       .sort(common_model.SortOrder.DESCENDING)))
     if series_label:
-        panel.display_name("${__field.labels.%s}" % series_label)
+        panel.display_name(f"${{__field.labels.{series_label}}}")
     _common(panel, title, ClickHouseSql(sql).time_series(), pos, description)
     return panel
 
 
 def table(title: str, sql: str, pos: dashboard_model.GridPos, *,
-          labels: dict[str, str] | None = None, description: str | None = None,
-          ) -> table_builder.Panel:
+          labels: dict[str, str] | None = None, overrides: Overrides | None = None,
+          description: str | None = None) -> table_builder.Panel:
     """A table of the query's rows; ``labels`` renames columns for display."""
     panel = (table_builder.Panel()
              .show_header(True)
              .cell_height(common_model.TableCellHeight.SM)
              .footer(common_builder.TableFooterOptions().show(False).reducer(["sum"])))
-    display_names(panel, labels or {})
-    _common(panel, title, ClickHouseSql(sql), pos, description)
+    _common(panel, title, ClickHouseSql(sql), pos, description, labels, overrides)
     return panel
 
 
@@ -212,7 +226,8 @@ def bar_gauge(title: str, sql: str, pos: dashboard_model.GridPos, *, unit: str =
 
 
 def bar_chart(title: str, sql: str, pos: dashboard_model.GridPos, *, x_field: str,
-              unit: str = "short", description: str | None = None,
+              unit: str = "short", labels: dict[str, str] | None = None,
+              overrides: Overrides | None = None, description: str | None = None,
               ) -> barchart_builder.Panel:
     """Grouped bars: one category column (``x_field``) and one or more numeric columns."""
     panel = (barchart_builder.Panel()
@@ -232,7 +247,7 @@ def bar_chart(title: str, sql: str, pos: dashboard_model.GridPos, *, x_field: st
              .tooltip(common_builder.VizTooltipOptions()
                       .mode(common_model.TooltipDisplayMode.MULTI)
                       .sort(common_model.SortOrder.NONE)))
-    _common(panel, title, ClickHouseSql(sql), pos, description)
+    _common(panel, title, ClickHouseSql(sql), pos, description, labels, overrides)
     return panel
 
 

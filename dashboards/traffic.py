@@ -27,14 +27,12 @@ from grafana_foundation_sdk.builders import stat as stat_builder
 from grafana_foundation_sdk.builders import table as table_builder
 from grafana_foundation_sdk.builders import timeseries as timeseries_builder
 from grafana_foundation_sdk.cog import builder as cogbuilder
-from grafana_foundation_sdk.models import common as common_model
 from grafana_foundation_sdk.models import dashboard as dashboard_model
 
 from ioc.dashboards.common import (
     add_panels,
     bar_chart,
     bar_gauge,
-    display_names,
     grid,
     stat,
     table,
@@ -241,19 +239,12 @@ def _congested() -> stat_builder.Panel:
 
 
 def _firing_count() -> stat_builder.Panel:
-    panel = stat("Cảnh báo giao thông đang bật", FIRING_COUNT_SQL, grid(18, 0, 6, 4),
-                 unit="short", decimals=0, steps=((None, "green"), (1, "orange")),
-                 description="Số cảnh báo giao thông chưa kết thúc, theo mức độ.")
-    panel.text_mode(common_model.BigValueTextMode.VALUE_AND_NAME)
-    panel.override_by_name("critical", [
-        dashboard_model.DynamicConfigValue("displayName", "Nghiêm trọng"),
-        dashboard_model.DynamicConfigValue(
-            "thresholds", thresholds((None, "green"), (1, "red")).build()),
-    ])
-    panel.override_by_name("warning", [
-        dashboard_model.DynamicConfigValue("displayName", "Cảnh báo"),
-    ])
-    return panel
+    return stat("Cảnh báo giao thông đang bật", FIRING_COUNT_SQL, grid(18, 0, 6, 4),
+                unit="short", decimals=0, steps=((None, "green"), (1, "orange")),
+                labels={"critical": "Nghiêm trọng", "warning": "Cảnh báo"},
+                overrides={"critical": [dashboard_model.DynamicConfigValue(
+                    "thresholds", thresholds((None, "green"), (1, "red")).build())]},
+                description="Số cảnh báo giao thông chưa kết thúc, theo mức độ.")
 
 
 def _flow_series() -> timeseries_builder.Panel:
@@ -273,63 +264,61 @@ def _congestion_by_segment() -> bargauge_builder.Panel:
 
 
 def _speed_table() -> table_builder.Panel:
-    panel = table("Tốc độ so với tốc độ tự do", SPEED_TABLE_SQL, grid(0, 13, 14, 7),
-                  labels={"segment": "Đoạn đường", "area": "Địa bàn",
-                          "avg_speed_kmh": "Tốc độ TB (km/h)",
-                          "free_flow_kmh": "Tốc độ tự do (km/h)",
-                          "speed_ratio": "Tỷ lệ tốc độ"},
-                  description="Khung 5 phút gần nhất; đoạn chậm nhất so với tốc độ tự do "
-                              "đứng đầu.")
-    ratio_steps = ((None, "red"), (1 - CONGESTION_CRITICAL, "orange"),
-                   (1 - CONGESTION_WARNING, "green"))
-    panel.override_by_name("speed_ratio", [
-        dashboard_model.DynamicConfigValue("unit", "percentunit"),
-        dashboard_model.DynamicConfigValue("decimals", 0),
-        dashboard_model.DynamicConfigValue("thresholds", thresholds(*ratio_steps).build()),
-        dashboard_model.DynamicConfigValue("color", {"mode": "thresholds"}),
-        _cell("color-background"),
-        _width(130),
-    ])
-    panel.override_by_name("area", [_width(170)])
-    panel.override_by_name("avg_speed_kmh", [_width(140)])
-    panel.override_by_name("free_flow_kmh", [_width(150)])
-    return panel
+    ratio_steps = ((None, "red"), (round(1 - CONGESTION_CRITICAL, 2), "orange"),
+                   (round(1 - CONGESTION_WARNING, 2), "green"))
+    return table(
+        "Tốc độ so với tốc độ tự do", SPEED_TABLE_SQL, grid(0, 13, 14, 7),
+        labels={"segment": "Đoạn đường", "area": "Địa bàn", "avg_speed_kmh": "Tốc độ TB (km/h)",
+                "free_flow_kmh": "Tốc độ tự do (km/h)", "speed_ratio": "Tỷ lệ tốc độ"},
+        overrides={
+            "area": [_width(170)],
+            "avg_speed_kmh": [_width(140)],
+            "free_flow_kmh": [_width(150)],
+            "speed_ratio": [
+                dashboard_model.DynamicConfigValue("unit", "percentunit"),
+                dashboard_model.DynamicConfigValue("decimals", 0),
+                dashboard_model.DynamicConfigValue("thresholds",
+                                                   thresholds(*ratio_steps).build()),
+                dashboard_model.DynamicConfigValue("color", {"mode": "thresholds"}),
+                _cell("color-background"),
+                _width(130),
+            ],
+        },
+        description="Khung 5 phút gần nhất; đoạn chậm nhất so với tốc độ tự do đứng đầu. "
+                    f"Đỏ: dưới {1 - CONGESTION_CRITICAL:.0%} tốc độ tự do "
+                    f"(chỉ số ùn tắc ≥ {CONGESTION_CRITICAL}).")
 
 
 def _incidents_by_area() -> barchart_builder.Panel:
-    panel = bar_chart("Sự cố trong 1 giờ qua theo địa bàn", INCIDENTS_BY_AREA_SQL,
-                      grid(14, 13, 10, 7), x_field="area", unit="short",
-                      description="Sự cố giao thông ghi nhận trong 60 phút tính đến cuối "
-                                  "khoảng thời gian đang xem.")
-    display_names(panel, {"incidents": "Tổng số sự cố", "critical": "Nghiêm trọng"})
-    panel.override_by_name("critical", [
-        dashboard_model.DynamicConfigValue("color", {"mode": "fixed", "fixedColor": "red"}),
-    ])
-    panel.override_by_name("incidents", [
-        dashboard_model.DynamicConfigValue("color", {"mode": "fixed", "fixedColor": "orange"}),
-    ])
-    return panel
+    return bar_chart(
+        "Sự cố trong 1 giờ qua theo địa bàn", INCIDENTS_BY_AREA_SQL, grid(14, 13, 10, 7),
+        x_field="area", unit="short",
+        labels={"incidents": "Tổng số sự cố", "critical": "Nghiêm trọng"},
+        overrides={
+            "critical": [dashboard_model.DynamicConfigValue(
+                "color", {"mode": "fixed", "fixedColor": "red"})],
+            "incidents": [dashboard_model.DynamicConfigValue(
+                "color", {"mode": "fixed", "fixedColor": "orange"})],
+        },
+        description="Sự cố giao thông ghi nhận trong 60 phút tính đến cuối khoảng thời gian "
+                    "đang xem.")
 
 
 def _firing_table() -> table_builder.Panel:
-    panel = table("Danh sách cảnh báo đang bật", FIRING_TABLE_SQL, grid(0, 20, 24, 7),
-                  labels={"severity": "Mức độ", "summary": "Nội dung",
-                          "segment": "Đoạn đường / địa bàn", "since": "Bắt đầu lúc",
-                          "acked_by": "Người xác nhận"},
-                  description="Cảnh báo ùn tắc và sự cố nghiêm trọng chưa kết thúc; "
-                              "nghiêm trọng trước, mới nhất trước.")
-    panel.override_by_name("severity", [
-        dashboard_model.DynamicConfigValue("mappings", [_SEVERITY_MAP]),
-        _cell("color-background"),
-        _width(130),
-    ])
-    panel.override_by_name("segment", [_width(300)])
-    panel.override_by_name("since", [_width(170)])
-    panel.override_by_name("acked_by", [
-        dashboard_model.DynamicConfigValue("mappings", [_NOT_ACKED]),
-        _width(160),
-    ])
-    return panel
+    return table(
+        "Danh sách cảnh báo đang bật", FIRING_TABLE_SQL, grid(0, 20, 24, 7),
+        labels={"severity": "Mức độ", "summary": "Nội dung", "segment": "Đoạn đường / địa bàn",
+                "since": "Bắt đầu lúc", "acked_by": "Người xác nhận"},
+        overrides={
+            "severity": [dashboard_model.DynamicConfigValue("mappings", [_SEVERITY_MAP]),
+                         _cell("color-background"), _width(130)],
+            "segment": [_width(300)],
+            "since": [_width(170)],
+            "acked_by": [dashboard_model.DynamicConfigValue("mappings", [_NOT_ACKED]),
+                         _width(160)],
+        },
+        description="Cảnh báo ùn tắc và sự cố nghiêm trọng chưa kết thúc; nghiêm trọng trước, "
+                    "mới nhất trước.")
 
 
 def build() -> dashboard_model.Dashboard:

@@ -98,7 +98,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
     _kafka_needed(settings)
     sent = simulate_to_kafka(settings, args.domain, rate=args.rate, duration_s=args.duration,
-                             seed=args.seed)
+                             seed=args.seed, speedup=args.speedup)
     print(f"{sent} simulated {args.domain} events sent")
     return 0
 
@@ -156,7 +156,8 @@ def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from ioc.infra.demo import run_demo
 
-    return run_demo(settings, duration_s=args.duration, rate=args.rate, keep=args.keep_broker)
+    return run_demo(settings, duration_s=args.duration, rate=args.rate, keep=args.keep_broker,
+                    speedup=args.speedup)
 
 
 def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
@@ -225,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rate", type=float, default=50.0, help="events per second (default 50)")
     s.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--speedup", type=float, default=1.0,
+                   help="replay: simulated time runs this much faster and ends now")
     s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("sql", help="run a read-only SQL query against ClickHouse")
@@ -235,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="run everything locally with a live summary")
     s.add_argument("--duration", type=float, default=180.0, help="seconds (default 180)")
     s.add_argument("--rate", type=float, default=200.0, help="simulated events per second")
+    s.add_argument("--speedup", type=float, default=10.0,
+                   help="simulated time runs this much faster than the clock (default 10)")
     s.add_argument("--keep-broker", action="store_true",
                    help="leave the local broker running at the end")
     s.set_defaults(func=cmd_demo)

@@ -41,6 +41,7 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+
 from ioc.infra.settings import Settings
 
 KAFKA_FILES = Path(__file__).resolve().parent / "kafka"

@@ -54,7 +54,8 @@ def migrate(client: Any, db: str, directory: Path = MIGRATIONS_DIR) -> list[Migr
         "(version UInt32, name String, applied_at DateTime64(3, 'UTC')) "
         "ENGINE = MergeTree ORDER BY version"
     )
-    done = {row[0] for row in client.query(f"SELECT version FROM {db}.schema_migrations").result_rows}
+    rows = client.query(f"SELECT version FROM {db}.schema_migrations").result_rows
+    done = {row[0] for row in rows}
     applied = []
     for mig in discover(directory):
         if mig.version in done:

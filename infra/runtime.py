@@ -77,23 +77,51 @@ def ensure_topics(settings: Settings, catalogue: Catalogue | None = None,
     return created, sorted(set(wanted) - set(created))
 
 
-def setup(settings: Settings, client: Any | None = None,
-          log_line: Callable[[str], None] = print) -> SetupReport:
-    """Topics, migrations, reference data. Idempotent."""
-    created, existing = ensure_topics(settings)
-    log_line(f"topics: {len(created)} created, {len(existing)} already there")
+def setup_clickhouse(settings: Settings, client: Any | None = None
+                     ) -> tuple[list[str], dict[str, int]]:
     own = client is None
     client = client or connect(settings.clickhouse)
     try:
         applied = migrations.migrate(client, settings.database)
-        log_line(f"ClickHouse ({settings.clickhouse}): "
-                 f"{len(applied)} migrations applied, database {settings.database}")
         rows = reference.load_into_clickhouse(client, settings.database, settings.reference_dir)
-        log_line("reference data: " + ", ".join(f"{k} {v} rows" for k, v in rows.items()))
     finally:
         if own:
             client.close()
-    return SetupReport(created, existing, [m.path.name for m in applied], rows)
+    return [m.path.name for m in applied], rows
+
+
+def _setup_clickhouse_child(settings: Settings, out: Any) -> None:
+    try:
+        out.put(("ok", setup_clickhouse(settings)))
+    except Exception as exc:
+        out.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def setup(settings: Settings, client: Any | None = None,
+          log_line: Callable[[str], None] = print, isolate: bool = False) -> SetupReport:
+    """Topics, migrations, reference data. Idempotent.
+
+    ``isolate`` runs the ClickHouse part in a short-lived child process, so that a process
+    which later starts the sink process (``ioc demo``) never holds the embedded engine itself.
+    """
+    created, existing = ensure_topics(settings)
+    log_line(f"topics: {len(created)} created, {len(existing)} already there")
+    if isolate and client is None:
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_setup_clickhouse_child, args=(settings, queue))
+        proc.start()
+        status, payload = queue.get(timeout=300)
+        proc.join(30)
+        if status != "ok":
+            raise SetupError(f"ClickHouse setup failed: {payload}")
+        applied, rows = payload
+    else:
+        applied, rows = setup_clickhouse(settings, client)
+    log_line(f"ClickHouse ({settings.clickhouse}): "
+             f"{len(applied)} migrations applied, database {settings.database}")
+    log_line("reference data: " + ", ".join(f"{k} {v} rows" for k, v in rows.items()))
+    return SetupReport(created, existing, applied, rows)
 
 
 def read_latest_alerts(settings: Settings, serde: Serde, timeout: float = 10.0
@@ -221,8 +249,14 @@ class SinkProcess:
 
 def run_worker(settings: Settings, exit_when_idle: float | None = None,
                on_started: Callable[[Any, Any], None] | None = None,
-               registry: CollectorRegistry | None = None) -> int:
-    """Run the Faust worker in this process until stopped (or idle). Returns an exit code."""
+               registry: CollectorRegistry | None = None,
+               input_done: Any | None = None) -> int:
+    """Run the Faust worker in this process until stopped (or idle). Returns an exit code.
+
+    With ``exit_when_idle``, the worker exits once it has read everything on its partitions,
+    nothing new came for that many seconds and every pending window was published; if
+    ``input_done`` (a ``threading.Event``) is given, idleness only counts after it is set.
+    """
     import asyncio
 
     import faust
@@ -247,12 +281,15 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, loop=loop,
                           override_logging=False)
 
+    stopping: list[asyncio.Future[Any]] = []
     if exit_when_idle is not None:
         @app.task
         async def _idle_exit() -> None:
+            while input_done is not None and not input_done.is_set():
+                await asyncio.sleep(0.5)
             await sleep_until_idle(app, state, exit_when_idle)
             await app.ioc_flush_all()  # type: ignore[attr-defined]
-            asyncio.ensure_future(worker.stop())
+            stopping.append(asyncio.ensure_future(worker.stop()))
 
     if on_started is not None:
         @app.task

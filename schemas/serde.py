@@ -107,7 +107,8 @@ class Serde:
         except DecodeError:
             raise
         except Exception as exc:  # fastavro raises many types on corrupt input
-            raise DecodeError("decode", f"corrupt Avro body ({type(exc).__name__}: {exc})") from None
+            reason = f"corrupt Avro body ({type(exc).__name__}: {exc})"
+            raise DecodeError("decode", reason) from None
         if not isinstance(record, dict):
             raise DecodeError("schema", "writer schema is not a record")
         problems = semantic_errors(topic, record)

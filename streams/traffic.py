@@ -1,11 +1,13 @@
 """Traffic KPIs of the catalogue, as pure accumulators over windows.
 
-| KPI | window | key (area_code, entity) | formula |
-| --- | --- | --- | --- |
-| traffic.vehicle_count | 1m, 1h | (segment's area, segment_id) | sum of vehicle_count |
-| traffic.avg_speed_kmh | 5m | (segment's area, segment_id) | Σ speed·count / Σ count; the plain mean of readings when no vehicle was counted |
-| traffic.congestion_index | 5m | (segment's area, segment_id) | max(0, 1 − avg_speed / free-flow speed) |
-| traffic.incidents | 1h | (area_code, "") | number of incidents |
+- ``traffic.vehicle_count`` (1m, 1h; per segment): sum of ``vehicle_count``.
+- ``traffic.avg_speed_kmh`` (5m; per segment): Σ speed·count / Σ count, vehicle-weighted; the
+  plain mean of the readings when no vehicle was counted at all.
+- ``traffic.congestion_index`` (5m; per segment): max(0, 1 − avg_speed / free-flow speed).
+- ``traffic.incidents`` (1h; per area, entity ""): number of incidents.
+
+Per-segment KPIs carry the segment's area (from reference data) as ``area_code`` and the
+segment id as ``entity``.
 
 A flow reading on a segment that is not in the reference data still counts towards vehicle
 counts and speed (the sensor is real), but has no congestion index (no free-flow speed).

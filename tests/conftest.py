@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from helpers import find_free_port_pair
+
 from ioc.infra.local_kafka import KafkaLauncherError, LocalKafka
 from ioc.infra.settings import Settings
 

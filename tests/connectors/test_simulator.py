@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import fastavro
 import pytest
 from fastavro.validation import validate
+
 from ioc.connectors.simulator import (
     FLOW_TOPIC,
     INCIDENT_TOPIC,

@@ -290,7 +290,7 @@ def insert_traffic_data(client: Any, db: str) -> Expected:
          "minor", "Thi công dải phân cách", None, None],
     ]
     client.insert(f"{db}.traffic_incident",
-                  [r + ["ioc.traffic.incident.v1", 0, i, ingested]
+                  [[*r, "ioc.traffic.incident.v1", 0, i, ingested]
                    for i, r in enumerate(incidents)],
                   column_names=INCIDENT_COLUMNS)
 

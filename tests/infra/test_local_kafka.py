@@ -15,6 +15,7 @@ import pytest
 from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from helpers import find_free_port_pair
+
 from ioc.infra.local_kafka import KafkaLauncherError, LocalKafka
 from ioc.infra.settings import Settings
 
