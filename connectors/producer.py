@@ -145,21 +145,42 @@ class Progress:
             self.out.write("\n")
 
 
-def produce_lines(producer: EventProducer, topic: str, lines: Iterable[str],
+def produce_lines(producer: EventProducer, topic: str, lines: Iterable[str | bytes],
                   report: FileReport | None = None,
                   on_line: Callable[[int, int], None] | None = None) -> FileReport:
+    """Send each JSON line as one event; a bad line is reported and skipped, never fatal.
+
+    Lines may be ``str`` or raw ``bytes`` (decoded as UTF-8 line by line, so one line in another
+    encoding is rejected with its number instead of aborting the file half-sent).
+    """
     report = report or FileReport()
     schema = producer.serde.catalogue.get(topic)
-    for number, line in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
         report.lines = number
-        if on_line:
-            on_line(number, len(line.encode()))
+        if isinstance(raw, bytes):
+            if on_line:
+                on_line(number, len(raw))
+            try:
+                # utf-8-sig on the first line: editors on Windows start files with a BOM.
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                report.rejected.append((number, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} "
+                                                f"at column {exc.start + 1})"))
+                continue
+        else:
+            line = raw
+            if on_line:
+                on_line(number, len(line.encode("utf-8", "surrogatepass")))
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             report.rejected.append((number, f"invalid JSON ({exc.msg}, column {exc.colno})"))
+            continue
+        except (ValueError, RecursionError) as exc:  # e.g. an integer over 4300 digits
+            report.rejected.append((number, f"invalid JSON ({type(exc).__name__}: "
+                                            f"{str(exc)[:120]})"))
             continue
         try:
             record = json_to_record(schema, obj)
@@ -183,7 +204,7 @@ def produce_file(producer: EventProducer, topic: str, path: Path,
         if progress:
             progress.update(done, report.lines, len(report.rejected))
 
-    with path.open(encoding="utf-8") as fh:
+    with path.open("rb") as fh:
         produce_lines(producer, topic, fh, report, on_line=tick)
     producer.flush()
     if progress and progress.shown:

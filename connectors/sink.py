@@ -210,9 +210,17 @@ class SinkRunner:
             if not assignment:
                 return -1
             positions = self.consumer.position(assignment)
+            # position() is only known after a message was consumed on the partition; before
+            # that, the committed offset is where consumption resumes.
+            committed = {(tp.topic, tp.partition): tp.offset
+                         for tp in self.consumer.committed(assignment, timeout=5)}
             for tp in positions:
-                _low, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-                pos = tp.offset if tp.offset >= 0 else _low
+                low, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                pos = tp.offset
+                if pos < 0:
+                    pos = committed.get((tp.topic, tp.partition), -1)
+                if pos < 0:
+                    pos = low
                 lag = max(high - pos, 0)
                 self.metrics.consumer_lag.labels("sink", tp.topic, str(tp.partition)).set(lag)
                 total += lag

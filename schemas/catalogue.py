@@ -1,8 +1,11 @@
 """The data contract: Avro schemas in ``schemas/avro``, one file per topic version.
 
-A file is named after its topic (``ioc.traffic.flow.v1.avsc``). Every version ever published
-stays in the folder, so old data stays readable: the catalogue indexes every schema by its
-CRC-64-AVRO fingerprint (single-object encoding) and each topic by its newest version.
+A file is named after its topic (``ioc.traffic.flow.v1.avsc``) and holds the topic's current
+schema: writers use it and readers resolve every record to it. A compatible change within a major
+version (a new field with a default) edits that file in place; the schema it replaces moves to
+``history/<topic>/<anything>.avsc`` so that messages written before the change stay readable.
+The catalogue indexes every schema, current and historical, by its CRC-64-AVRO fingerprint
+(single-object encoding) and each topic by its current schema.
 """
 
 from __future__ import annotations
@@ -49,6 +52,15 @@ def crc64_fingerprint(parsed: Any) -> bytes:
     return bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
 
 
+def _load(topic: str, path: Path) -> TopicSchema:
+    m = _TOPIC.match(topic)
+    if not m:
+        raise ValueError(f"schema file must be named after its topic: {path}")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    parsed = parse_schema(raw, _write_hint=False)
+    return TopicSchema(topic, int(m.group(1)), raw, parsed, crc64_fingerprint(parsed))
+
+
 class Catalogue:
     """All schemas of the repo, by topic and by fingerprint."""
 
@@ -57,15 +69,13 @@ class Catalogue:
         self.by_topic: dict[str, TopicSchema] = {}
         self.by_fingerprint: dict[bytes, TopicSchema] = {}
         for path in sorted(directory.glob("*.avsc")):
-            topic = path.name.removesuffix(".avsc")
-            m = _TOPIC.match(topic)
-            if not m:
-                raise ValueError(f"schema file must be named after its topic: {path.name}")
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            parsed = parse_schema(raw, _write_hint=False)
-            ts = TopicSchema(topic, int(m.group(1)), raw, parsed, crc64_fingerprint(parsed))
-            self.by_topic[topic] = ts
+            ts = _load(path.name.removesuffix(".avsc"), path)
+            self.by_topic[ts.topic] = ts
             self.by_fingerprint[ts.fingerprint] = ts
+        # Earlier revisions: readable (found by fingerprint), never written.
+        for path in sorted(directory.glob("history/*/*.avsc")):
+            ts = _load(path.parent.name, path)
+            self.by_fingerprint.setdefault(ts.fingerprint, ts)
 
     def get(self, topic: str) -> TopicSchema:
         try:

@@ -9,7 +9,7 @@ default take it; unknown fields are rejected so a typo in a field name cannot si
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ioc.schemas.catalogue import Catalogue, TopicSchema
@@ -23,22 +23,37 @@ class ConversionError(ValueError):
         self.problems = problems
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _from_epoch_ms(value: int | float, original: Any) -> datetime:
+    # Integer arithmetic, not fromtimestamp(ms / 1000): the float division is off by a
+    # millisecond for dates far from 1970, and fromtimestamp fails on platform time_t limits.
+    try:
+        return _EPOCH + timedelta(milliseconds=value)
+    except (OverflowError, ValueError):  # inf, NaN, or past what a datetime can hold
+        raise ValueError(f"epoch milliseconds out of range: {original!r}") from None
+
+
 def parse_timestamp(value: Any) -> datetime:
     if isinstance(value, bool):
         raise ValueError("expected ISO-8601 with offset or epoch milliseconds, got a boolean")
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value / 1000.0, tz=UTC)
+        return _from_epoch_ms(value, value)
     if isinstance(value, str):
         text = value.strip()
         if text.isdigit():
-            return datetime.fromtimestamp(int(text) / 1000.0, tz=UTC)
+            return _from_epoch_ms(int(text), value)
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise ValueError(f"not an ISO-8601 timestamp: {value!r}") from None
         if parsed.tzinfo is None:
             raise ValueError(f"timestamp {value!r} has no UTC offset (write e.g. +07:00 or Z)")
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00+07:00 is before year 1 in UTC
+            raise ValueError(f"timestamp out of range: {value!r}") from None
     raise ValueError(f"expected ISO-8601 with offset or epoch milliseconds, got {value!r}")
 
 
@@ -76,7 +91,7 @@ def _convert(name: str, ftype: Any, value: Any) -> Any:
             raise ValueError(f"expected a number, got {value!r}")
         try:
             return float(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: an integer beyond a double's range
             raise ValueError(f"expected a number, got {value!r}") from None
     if base == "string":
         if not isinstance(value, str):

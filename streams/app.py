@@ -71,6 +71,10 @@ def create_app(settings: Settings, *, segments: Mapping[str, RoadSegment],
         broker_commit_interval=1.0,
         producer_acks=-1,
         stream_wait_empty=False,
+        # A worker killed without leaving the group is noticed after this long; keep restarts
+        # quick.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
     )
     processor = TrafficProcessor(segments, areas,
                                  timedelta(seconds=settings.allowed_lateness_s), clock)

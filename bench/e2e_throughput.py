@@ -1,0 +1,971 @@
+"""End-to-end throughput: Kafka → KPI worker + ClickHouse sink, against a plain-loop ceiling.
+
+One run, one data set, three phases (see bench/README.md for what each figure means):
+
+1. **Ceiling** — a plain confluent-kafka loop in a child process: consume, decode with ``Serde``,
+   build the sink's rows (same columns), ``client.insert`` in batches of ~20k into its own chDB.
+   No KPIs, no offsets committed, no framework: what this machine can do at most.
+2. **E2E** — ``ioc run --exit-when-idle 2`` (the Faust KPI worker + the sink child process, as
+   deployed) on a full backlog of the *same bytes* under another topic prefix. The bench watches
+   the broker (consumer-group states and the sink's committed offsets; the sink commits only after
+   its insert) to time it from "both consumer groups have their partitions" to "every raw row and
+   every KPI row is committed in ClickHouse". Afterwards it checks in ClickHouse that all N events
+   are there once and that the 1m/1h vehicle-count KPIs add up to the raw vehicle counts.
+3. **Latency** — ``ioc run`` on fresh topics, a producer at a steady rate with ``occurred_at`` =
+   send time, and the p99 of event time → row stored in ClickHouse.
+
+It ends with one line::
+
+    e2e_events_per_s=… ceiling_events_per_s=… ratio=… p99_latency_ms=…
+
+Usage: ``.venv/bin/python bench/e2e_throughput.py [--events N] [--data-dir D] [--keep]``
+(``make bench``; ``BENCH_ARGS=...`` passes options). It starts its own local Kafka broker unless
+``IOC_KAFKA_BOOTSTRAP`` is set. ``--profile`` adds cProfile runs of the worker and of the sink.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import cProfile
+import io
+import json
+import multiprocessing as mp
+import os
+import pstats
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    ConsumerGroupState,
+    ConsumerGroupTopicPartitions,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from ioc.connectors.producer import EventProducer, make_producer, producer_config
+from ioc.connectors.simulator import FLOW_TOPIC, TrafficSimulator
+from ioc.infra import reference
+from ioc.infra.runtime import ensure_topics
+from ioc.infra.settings import Settings
+from ioc.schemas.serde import Serde
+
+KPI_TOPIC = "ioc.kpi.v1"
+IDLE_S = 2.0                 # --exit-when-idle of the e2e run
+CEILING_BATCH = 20_000       # rows per insert in the ceiling loop (the sink's max_batch)
+WATCH_INTERVAL_S = 0.05      # broker polling while timing the e2e run
+LATENCY_WATCH_INTERVAL_S = 0.02
+IOC = Path(sys.executable).with_name("ioc")
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+# -- the data set -------------------------------------------------------------------------------
+
+@dataclass
+class DataSet:
+    keys: list[bytes]
+    values: list[bytes]
+    records: list[dict[str, Any]]
+    vehicles: int
+    first: datetime
+    last: datetime
+
+
+def generate(n: int, interval_s: float, seed: int) -> DataSet:
+    """N flow readings of the reference segments, each segment every ``interval_s`` seconds,
+    ending a few minutes ago; encoded once (single-object Avro) so both topic sets get the same
+    bytes."""
+    segments = reference.load_segments()
+    sim = TrafficSimulator(segments, seed=seed)
+    rate = len(segments) / interval_s
+    span = n / rate
+    start = datetime.now(UTC) - timedelta(seconds=span + 300)
+    serde = Serde()
+    keys: list[bytes] = []
+    values: list[bytes] = []
+    records: list[dict[str, Any]] = []
+    for ev in sim.stream(start, rate=rate, duration_s=span * 1.1 + 60):
+        if ev.topic != FLOW_TOPIC:
+            continue  # incidents have their own topic; the benchmark counts flow readings only
+        keys.append(ev.key.encode())
+        values.append(serde.encode(FLOW_TOPIC, ev.value))
+        records.append(ev.value)
+        if len(values) == n:
+            break
+    if len(values) < n:
+        raise BenchError(f"simulator produced only {len(values)} flow events")
+    return DataSet(keys, values, records, sum(r["vehicle_count"] for r in records),
+                   records[0]["occurred_at"], records[-1]["occurred_at"])
+
+
+def produce_backlog(bootstrap: str, topic: str, data: DataSet) -> float:
+    """Send the pre-encoded events (same key, same bytes) with the platform's producer config."""
+    producer = Producer(producer_config(bootstrap))
+    failed: list[str] = []
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failed.append(str(err))
+
+    started = time.perf_counter()
+    for key, value in zip(data.keys, data.values, strict=True):
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(120):
+        raise BenchError(f"{topic}: not every event was confirmed by the broker")
+    if failed:
+        raise BenchError(f"{topic}: {len(failed)} events failed, e.g. {failed[0]}")
+    return time.perf_counter() - started
+
+
+def end_offsets(admin: AdminClient, topic: str, partitions: int) -> dict[int, int]:
+    req = {TopicPartition(topic, p): OffsetSpec.latest() for p in range(partitions)}
+    out = {}
+    for tp, fut in admin.list_offsets(req, request_timeout=30).items():
+        out[tp.partition] = fut.result().offset
+    return out
+
+
+# -- the ceiling: a plain consume → decode → bulk-insert loop (child process) --------------------
+
+def ceiling_child(bootstrap: str, topic: str, partitions: int, clickhouse_url: str, n: int,
+                  out: Any) -> None:
+    try:
+        out.put(("ok", _ceiling(bootstrap, topic, partitions, clickhouse_url, n)))
+    except Exception as exc:
+        out.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _ceiling(bootstrap: str, topic: str, partitions: int, clickhouse_url: str,
+             n: int) -> dict[str, Any]:
+    from ioc.connectors.clickhouse import connect
+    from ioc.connectors.sink import _META, default_mappings
+    from ioc.infra.runtime import setup_clickhouse
+
+    settings = Settings(clickhouse_url=clickhouse_url)
+    setup_clickhouse(settings)
+    client = connect(settings.clickhouse)
+    serde = Serde()
+    mapping = next(m for m in default_mappings(serde) if m.topic == FLOW_TOPIC)
+    columns = mapping.columns + _META  # exactly the sink's columns, in the sink's order
+    table = f"{settings.database}.{mapping.table}"
+    consumer = Consumer({"bootstrap.servers": bootstrap,
+                         "group.id": f"bench-ceiling-{uuid.uuid4()}",
+                         "enable.auto.commit": False, "enable.partition.eof": False,
+                         "auto.offset.reset": "earliest", "fetch.min.bytes": 1})
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    t_consume = t_decode = t_insert = 0.0
+    rows: list[list[Any]] = []
+    done = inserts = 0
+    started = time.perf_counter()
+    try:
+        while done < n:
+            t = time.perf_counter()
+            msgs = consumer.consume(num_messages=5000, timeout=1.0)
+            t2 = time.perf_counter()
+            t_consume += t2 - t
+            now = datetime.now(UTC)  # as the sink: one _ingested_at per poll
+            for msg in msgs:
+                if msg.error():
+                    continue
+                record = serde.decode(FLOW_TOPIC, msg.value())
+                rows.append([record.get(c) for c in mapping.columns]
+                            + [mapping.topic, msg.partition(), msg.offset(), now])
+            t3 = time.perf_counter()
+            t_decode += t3 - t2
+            if rows and (len(rows) >= CEILING_BATCH or done + len(rows) >= n):
+                first, last = rows[0], rows[-1]
+                token = f"ceiling:{first[-3]}:{first[-2]}-{last[-3]}:{last[-2]}"
+                client.insert(table, rows, column_names=columns,
+                              settings={"insert_deduplication_token": token})
+                done += len(rows)
+                inserts += 1
+                rows = []
+                t_insert += time.perf_counter() - t3
+            if time.perf_counter() - started > 600:
+                raise BenchError(f"ceiling: only {done} of {n} rows after 600 s")
+        elapsed = time.perf_counter() - started
+        stored = client.query(f"SELECT count(), sum(vehicle_count) FROM {table}").result_rows[0]
+    finally:
+        consumer.close()
+        client.close()
+    return {"seconds": elapsed, "rows": int(stored[0]), "vehicles": int(stored[1]),
+            "consume_s": t_consume, "decode_s": t_decode, "insert_s": t_insert,
+            "inserts": inserts}
+
+
+def run_ceiling(bootstrap: str, topic: str, partitions: int, ch_dir: Path,
+                n: int) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=ceiling_child, name="bench-ceiling",
+                       args=(bootstrap, topic, partitions, f"chdb://{ch_dir}", n, queue))
+    proc.start()
+    try:
+        status, payload = queue.get(timeout=900)
+    finally:
+        proc.join(60)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(10)
+    if status != "ok":
+        raise BenchError(f"ceiling failed: {payload}")
+    return dict(payload)
+
+
+# -- watching the platform from the broker's side -----------------------------------------------
+
+class GroupWatch(threading.Thread):
+    """Polls the broker: when each consumer group is STABLE with members, and every change of the
+    sink group's committed offsets (wall time of the answer, so an upper bound of the commit)."""
+
+    def __init__(self, bootstrap: str, sink_group: str, groups: Sequence[str],
+                 interval: float) -> None:
+        super().__init__(name="bench-watch", daemon=True)
+        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self.sink_group = sink_group
+        self.groups = list(groups)
+        self.interval = interval
+        self.ready: dict[str, float] = {}
+        self.commits: dict[tuple[str, int], list[tuple[float, int]]] = {}
+        self.others: dict[str, dict[tuple[str, int], int]] = {
+            g: {} for g in self.groups if g != sink_group}
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            self.poll()
+            self.halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(10)
+        self.poll()
+
+    def poll(self) -> None:
+        pending = [g for g in self.groups if g not in self.ready]
+        if pending:
+            try:
+                for group, fut in self.admin.describe_consumer_groups(
+                        pending, request_timeout=5).items():
+                    desc = fut.result()
+                    if desc.state == ConsumerGroupState.STABLE and desc.members:
+                        self.ready[group] = time.time()
+            except KafkaException:
+                pass
+        result = self._offsets(self.sink_group)
+        now = time.time()
+        for tp in result:
+            hist = self.commits.setdefault((tp.topic, tp.partition), [])
+            if not hist or hist[-1][1] != tp.offset:
+                hist.append((now, tp.offset))
+        for group, latest in self.others.items():
+            for tp in self._offsets(group):
+                latest[(tp.topic, tp.partition)] = tp.offset
+
+    def _offsets(self, group: str) -> list[TopicPartition]:
+        try:
+            futs = self.admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group)], request_timeout=5)
+            result = futs[group].result()
+        except KafkaException:
+            return []
+        return [tp for tp in result.topic_partitions or [] if tp.offset >= 0]
+
+    def other_committed(self, group: str, topic: str) -> int:
+        """What another group (the worker) has committed on ``topic`` (progress display)."""
+        return sum(off for (t, _p), off in self.others.get(group, {}).items() if t == topic)
+
+    def all_ready(self) -> bool:
+        return all(g in self.ready for g in self.groups)
+
+    def committed(self, topic: str) -> int:
+        return sum(h[-1][1] for (t, _p), h in self.commits.items() if t == topic and h)
+
+    def reached(self, topic: str, targets: dict[int, int]) -> float | None:
+        """Wall time at which the sink had committed up to ``targets`` on every partition."""
+        when = 0.0
+        for p, target in targets.items():
+            if target <= 0:
+                continue
+            hist = self.commits.get((topic, p), [])
+            hit = next((t for t, off in hist if off >= target), None)
+            if hit is None:
+                return None
+            when = max(when, hit)
+        return when
+
+    def stored_at(self, topic: str, partition: int, offset: int) -> float | None:
+        """Upper bound of when the row from ``offset`` was committed (so inserted)."""
+        hist = self.commits.get((topic, partition), [])
+        offs = [off for _t, off in hist]
+        i = bisect.bisect_right(offs, offset)
+        return hist[i][0] if i < len(hist) else None
+
+
+# -- driving `ioc` ---------------------------------------------------------------------------------
+
+def ioc_env(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path) -> dict[str, str]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update({"IOC_DATA_DIR": str(run_dir), "IOC_KAFKA_BOOTSTRAP": bootstrap,
+                "IOC_TOPIC_PREFIX": prefix, "IOC_CLICKHOUSE_URL": f"chdb://{ch_dir}",
+                "IOC_METRICS_PORT": "0"})
+    return env
+
+
+def ioc_cmd(*args: str) -> list[str]:
+    if IOC.exists():
+        return [str(IOC), *args]
+    return [sys.executable, "-c", "from ioc.infra.cli import main; main()", *args]
+
+
+def ioc_setup(env: dict[str, str]) -> None:
+    res = subprocess.run(ioc_cmd("setup"), env=env, cwd=env["IOC_DATA_DIR"],
+                         capture_output=True, text=True, timeout=600, check=False)
+    if res.returncode:
+        raise BenchError(f"ioc setup failed:\n{res.stdout}\n{res.stderr}")
+
+
+def ioc_sql(env: dict[str, str], query: str) -> list[dict[str, Any]]:
+    res = subprocess.run(ioc_cmd("sql", query, "--format", "json"), env=env,
+                         cwd=env["IOC_DATA_DIR"], capture_output=True, text=True, timeout=600,
+                         check=False)
+    if res.returncode:
+        raise BenchError(f"ioc sql failed: {res.stderr.strip()}")
+    return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+
+
+class IocRun:
+    """``ioc run`` as a child process in its own session (its sink child is in it too)."""
+
+    def __init__(self, env: dict[str, str], *extra: str) -> None:
+        self.log_path = Path(env["IOC_DATA_DIR"]) / "ioc-run.log"
+        self._log = self.log_path.open("ab")
+        self.started = time.time()
+        self.proc = subprocess.Popen(ioc_cmd("run", *extra), env=env, cwd=env["IOC_DATA_DIR"],
+                                     stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.ended: float | None = None
+
+    def wait(self, timeout: float) -> int:
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise BenchError(f"ioc run did not finish in {timeout:.0f} s; log: "
+                             f"{self.log_path}\n{self.tail()}") from None
+        self.ended = time.time()
+        return code
+
+    def interrupt(self, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        return self.wait(timeout)
+
+    def kill(self) -> None:
+        """Kill what is left of this run: its own process group (the sink child included)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait(10)
+        self._log.close()
+
+    def tail(self, lines: int = 25) -> str:
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+# -- the e2e phase ---------------------------------------------------------------------------------
+
+@dataclass
+class E2EResult:
+    wall_s: float
+    startup_s: float
+    sink_ready_s: float
+    worker_ready_s: float
+    raw_done_s: float
+    kpi_done_s: float
+    kpi_last_from_idle_flush: bool
+    seconds: float
+    first_group_seconds: float
+    raw_rows_at_ready: int
+    checks: dict[str, Any] = field(default_factory=dict)
+
+
+def run_e2e(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: DataSet,
+            partitions: int) -> E2EResult:
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
+    env = ioc_env(bootstrap, prefix, ch_dir, run_dir)
+    ioc_setup(env)
+    flow, kpi = settings.topic(FLOW_TOPIC), settings.topic(KPI_TOPIC)
+    sink_group, worker_group = f"{prefix}ioc-sink", f"{prefix}ioc-streams"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    flow_end = end_offsets(admin, flow, partitions)
+    if sum(flow_end.values()) != len(data.values):
+        raise BenchError(f"{flow} holds {sum(flow_end.values())} events, expected "
+                         f"{len(data.values)}")
+    watch = GroupWatch(bootstrap, sink_group, [sink_group, worker_group], WATCH_INTERVAL_S)
+    run = IocRun(env, "--exit-when-idle", f"{IDLE_S:g}")
+    watch.start()
+    try:
+        deadline = time.monotonic() + 1800
+        while run.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(5)
+            say(f"  … {time.time() - run.started:5.1f} s: sink committed {watch.committed(flow)}"
+                f" raw rows and {watch.committed(kpi)} KPI rows; worker committed "
+                f"{watch.other_committed(worker_group, flow)} events (it acks an event only "
+                "once all its windows have closed)")
+        code = run.wait(max(1.0, deadline - time.monotonic()))
+    finally:
+        watch.stop()
+        run.kill()
+    if code != 0:
+        raise BenchError(f"ioc run exited with {code}; log {run.log_path}:\n{run.tail()}")
+    assert run.ended is not None
+    t0 = run.started
+    kpi_end = end_offsets(admin, kpi, partitions)
+    raw_done = watch.reached(flow, flow_end)
+    kpi_done = watch.reached(kpi, kpi_end)
+    if raw_done is None or kpi_done is None or not watch.all_ready():
+        raise BenchError(f"the watch missed the run: raw_done={raw_done} kpi_done={kpi_done} "
+                         f"ready={watch.ready}")
+    sink_ready, worker_ready = watch.ready[sink_group], watch.ready[worker_group]
+    ready = max(sink_ready, worker_ready)
+    done = max(raw_done, kpi_done)
+    # Did the last KPI rows only come from the flush after the idle wait? Then that wait is in
+    # `done` and is taken out again (the platform was idle, not working).
+    kpi_times = sorted(t for (t_name, _p), hist in watch.commits.items() if t_name == kpi
+                       for t, _off in hist)
+    idle_flush = len(kpi_times) >= 2 and kpi_times[-1] - kpi_times[-2] >= IDLE_S - 0.1
+    seconds = done - ready - (IDLE_S if idle_flush and kpi_done >= raw_done else 0.0)
+    at_ready = 0
+    for (t_name, _p), hist in watch.commits.items():
+        if t_name == flow:
+            before = [off for t, off in hist if t <= ready]
+            at_ready += before[-1] if before else 0
+    result = E2EResult(
+        wall_s=run.ended - t0, startup_s=ready - t0, sink_ready_s=sink_ready - t0,
+        worker_ready_s=worker_ready - t0, raw_done_s=raw_done - t0, kpi_done_s=kpi_done - t0,
+        kpi_last_from_idle_flush=idle_flush, seconds=seconds,
+        first_group_seconds=done - min(sink_ready, worker_ready)
+        - (IDLE_S if idle_flush and kpi_done >= raw_done else 0.0),
+        raw_rows_at_ready=at_ready)
+    result.checks = verify_e2e(env, data)
+    return result
+
+
+def verify_e2e(env: dict[str, str], data: DataSet) -> dict[str, Any]:
+    """All N raw rows once, and KPIs that add up to them (so the agent saw every event)."""
+    raw = ioc_sql(env, "SELECT count() AS rows, uniqExact(event_id) AS ids, "
+                       "sum(vehicle_count) AS vehicles FROM ioc.traffic_flow FINAL")[0]
+    kpis = ioc_sql(env, "SELECT kpi, `window`, count() AS rows, sum(value) AS total, "
+                        "sum(sample_count) AS samples FROM ioc.kpi FINAL "
+                        "GROUP BY kpi, `window` ORDER BY kpi, `window`")
+    extra = ioc_sql(env, "SELECT (SELECT count() FROM ioc.dead_letters) AS dead_letters, "
+                         "(SELECT count() FROM ioc.kpi) AS kpi_rows_unmerged, "
+                         "(SELECT count() FROM ioc.alerts FINAL) AS alerts")[0]
+    by = {(k["kpi"], k["window"]): k for k in kpis}
+    n = len(data.values)
+    checks = {
+        "raw_rows": int(raw["rows"]), "raw_ids": int(raw["ids"]),
+        "raw_vehicles": int(raw["vehicles"]), "kpi_series": kpis,
+        "dead_letters": int(extra["dead_letters"]), "alerts": int(extra["alerts"]),
+        "kpi_rows_inserted": int(extra["kpi_rows_unmerged"]),
+    }
+    problems = []
+    if checks["raw_rows"] != n or checks["raw_ids"] != n:
+        problems.append(f"raw rows {checks['raw_rows']} / ids {checks['raw_ids']} != {n}")
+    if checks["raw_vehicles"] != data.vehicles:
+        problems.append(f"raw vehicles {checks['raw_vehicles']} != produced {data.vehicles}")
+    for key in (("traffic.vehicle_count", "1m"), ("traffic.vehicle_count", "1h")):
+        row = by.get(key)
+        if row is None:
+            problems.append(f"no {key} KPI rows")
+            continue
+        if round(float(row["total"])) != data.vehicles or int(row["samples"]) != n:
+            problems.append(f"{key}: sum {row['total']} / samples {row['samples']} != "
+                            f"{data.vehicles} / {n}")
+    speed = by.get(("traffic.avg_speed_kmh", "5m"))
+    if speed is None or int(speed["samples"]) != n:
+        problems.append(f"5m avg speed samples {speed and speed['samples']} != {n}")
+    checks["problems"] = problems
+    return checks
+
+
+# -- the latency phase -----------------------------------------------------------------------------
+
+@dataclass
+class LatencyResult:
+    sent: int
+    rate: float
+    rows: int
+    p50_ingested_ms: float
+    p99_ingested_ms: float
+    p50_stored_ms: float
+    p99_stored_ms: float
+    max_stored_ms: float
+    unmatched: int
+
+
+def run_latency(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: DataSet,
+                rate: float, duration_s: float) -> LatencyResult:
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
+    ensure_topics(settings)
+    env = ioc_env(bootstrap, prefix, ch_dir, run_dir)
+    ioc_setup(env)
+    flow = settings.topic(FLOW_TOPIC)
+    sink_group = f"{prefix}ioc-sink"
+    watch = GroupWatch(bootstrap, sink_group, [sink_group, f"{prefix}ioc-streams"],
+                       LATENCY_WATCH_INTERVAL_S)
+    run = IocRun(env)
+    watch.start()
+    try:
+        deadline = time.monotonic() + 180
+        while not watch.all_ready():
+            if run.proc.poll() is not None:
+                raise BenchError(f"ioc run exited early:\n{run.tail()}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"ioc run did not start consuming in 180 s:\n{run.tail()}")
+            time.sleep(0.1)
+        time.sleep(1.0)
+        producer = EventProducer(make_producer(bootstrap), topic_name=settings.topic)
+        total = int(rate * duration_s)
+        started = time.monotonic()
+        run_id = uuid.uuid4().hex[:8]
+        for i in range(total):
+            due = started + i / rate
+            wait = due - time.monotonic()
+            if wait > 0.001:
+                time.sleep(wait)
+            value = dict(data.records[i % len(data.records)])
+            value["event_id"] = f"bench-lat-{run_id}-{i}"
+            value["occurred_at"] = datetime.now(UTC)
+            producer.send(FLOW_TOPIC, value)
+        producer.flush()
+        achieved = total / (time.monotonic() - started)
+        say(f"  latency: sent {total} events at {achieved:,.0f}/s; waiting for the sink")
+        deadline = time.monotonic() + 120
+        while watch.committed(flow) < total:
+            if time.monotonic() > deadline:
+                raise BenchError(f"sink committed only {watch.committed(flow)} of {total}")
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        watch.stop()
+        code = run.interrupt()
+        run.kill()
+    if code not in (0, 130, -signal.SIGINT):
+        say(f"  latency: ioc run exited with {code} after SIGINT (log {run.log_path})")
+    lag = "dateDiff('millisecond', occurred_at, _ingested_at)"
+    q = ioc_sql(env, f"SELECT count() AS rows, quantileExact(0.5)({lag}) AS p50, "
+                     f"quantileExact(0.99)({lag}) AS p99 FROM ioc.traffic_flow FINAL")[0]
+    rows = ioc_sql(env, "SELECT _partition AS p, _offset AS o, "
+                        "toUnixTimestamp64Milli(occurred_at) AS t FROM ioc.traffic_flow")
+    stored: list[float] = []
+    unmatched = 0
+    for r in rows:
+        at = watch.stored_at(flow, int(r["p"]), int(r["o"]))
+        if at is None:
+            unmatched += 1
+            continue
+        stored.append(at * 1000 - int(r["t"]))
+    stored.sort()
+
+    def pct(values: list[float], q: float) -> float:
+        return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+    return LatencyResult(total, achieved, int(q["rows"]), float(q["p50"]), float(q["p99"]),
+                         pct(stored, 0.5), pct(stored, 0.99), stored[-1] if stored else 0.0,
+                         unmatched)
+
+
+# -- optional profiles -----------------------------------------------------------------------------
+
+def profile_worker_child(bootstrap: str, prefix: str, out_path: str) -> None:
+    from ioc.infra.runtime import run_worker
+
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix, metrics_port=0)
+    prof = cProfile.Profile()
+    started = time.perf_counter()
+    prof.enable()
+    try:
+        run_worker(settings, exit_when_idle=IDLE_S)
+    finally:
+        prof.disable()
+        prof.dump_stats(out_path)
+        Path(out_path + ".seconds").write_text(f"{time.perf_counter() - started:.3f}")
+
+
+def profile_sink_child(bootstrap: str, prefix: str, ch_dir: str, n_raw: int,
+                       out_path: str) -> None:
+    """The sink's own runner (unchanged code) under cProfile, over the e2e run's topics (raw
+    events and KPIs) with a fresh consumer group, into a fresh chDB directory."""
+    from prometheus_client import CollectorRegistry
+
+    from ioc.connectors.clickhouse import connect
+    from ioc.connectors.sink import (
+        ClickHouseSink,
+        SinkRunner,
+        default_mappings,
+        sink_consumer_config,
+    )
+    from ioc.infra.metrics import Metrics
+    from ioc.infra.runtime import setup_clickhouse
+
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix,
+                        clickhouse_url=f"chdb://{ch_dir}")
+    setup_clickhouse(settings)
+    client = connect(settings.clickhouse)
+    serde = Serde()
+    metrics = Metrics(CollectorRegistry())
+    consumer = Consumer(sink_consumer_config(bootstrap, f"bench-prof-sink-{uuid.uuid4()}"))
+    runner = SinkRunner(consumer, ClickHouseSink(client, settings.database, metrics), serde,
+                        default_mappings(serde), metrics, topic_name=settings.topic)
+    runner.subscribe()
+    while not consumer.assignment():
+        runner.poll_round()
+    prof = cProfile.Profile()
+    started = time.perf_counter()
+    quiet = 0
+    prof.enable()
+    try:
+        while quiet < 3:
+            quiet = quiet + 1 if runner.poll_round() == 0 else 0
+    finally:
+        prof.disable()
+        seconds = time.perf_counter() - started - 3 * runner.max_wait_s
+        prof.dump_stats(out_path)
+        Path(out_path + ".seconds").write_text(f"{seconds:.3f} {runner.rows_written} {n_raw}")
+        consumer.close()
+        client.close()
+
+
+def logic_only(data: DataSet) -> None:
+    """The worker's own code without Faust or Kafka: decode, ``TrafficProcessor.handle``, a
+    tick + flush every 1000 events, KPI encoding. What a worker could do if the framework cost
+    nothing."""
+    from ioc.streams.processor import TrafficProcessor
+
+    serde = Serde()
+    proc = TrafficProcessor(reference.load_segments(), reference.load_areas(),
+                            timedelta(seconds=Settings().allowed_lateness_s))
+    t_decode = t_handle = t_tick = t_encode = 0.0
+    kpis = 0
+    started = time.perf_counter()
+    for i, value in enumerate(data.values):
+        a = time.perf_counter()
+        record = serde.decode(FLOW_TOPIC, value)
+        b = time.perf_counter()
+        proc.handle(FLOW_TOPIC, record, (FLOW_TOPIC, i % 3), i // 3)
+        c = time.perf_counter()
+        t_decode += b - a
+        t_handle += c - b
+        if i % 1000 == 999 or i == len(data.values) - 1:
+            step = proc.tick()
+            step.kpis.extend(proc.flush())
+            d = time.perf_counter()
+            for rec in step.kpis:
+                serde.encode(KPI_TOPIC, rec)
+            kpis += len(step.kpis)
+            t_tick += d - c
+            t_encode += time.perf_counter() - d
+    secs = time.perf_counter() - started
+    say(f"\n[profile] KPI logic alone, one process, no Kafka/Faust: {len(data.values)} events "
+        f"in {secs:.2f} s = {len(data.values) / secs:,.0f} events/s (decode {t_decode:.2f} s, "
+        f"handle {t_handle:.2f} s, tick+flush {t_tick:.2f} s, encode {kpis} KPIs "
+        f"{t_encode:.2f} s)")
+
+
+def package_breakdown(path: Path, limit: int = 14) -> None:
+    """Own time (tottime) per package: framework vs platform code."""
+    stats = pstats.Stats(str(path))
+    groups: dict[str, float] = {}
+    total = 0.0
+    rows = stats.stats  # type: ignore[attr-defined]
+    for (filename, _line, func), row in rows.items():
+        tottime = row[2]
+        total += tottime
+        if "site-packages/" in filename:
+            key = filename.split("site-packages/", 1)[1].split("/", 1)[0]
+        elif "/asyncio/" in filename:
+            key = "asyncio"
+        elif filename == "~":
+            key = "builtin " + func[:48]
+        elif "/lib/python3" in filename:
+            key = "stdlib " + filename.rsplit("/", 1)[-1]
+        else:
+            key = "ioc " + "/".join(Path(filename).parts[-2:])
+        groups[key] = groups.get(key, 0.0) + tottime
+    say(f"-- own time by package (total {total:.1f} s under cProfile)")
+    for key, secs in sorted(groups.items(), key=lambda kv: -kv[1])[:limit]:
+        say(f"  {secs:7.2f} s {100 * secs / total:5.1f} %  {key}")
+
+
+def show_profile(path: Path, title: str, limit: int = 22) -> None:
+    say(f"\n== profile: {title} ({path}) ==")
+    package_breakdown(path)
+    for key in ("tottime", "cumulative"):
+        buf = io.StringIO()
+        stats = pstats.Stats(str(path), stream=buf)
+        stats.strip_dirs().sort_stats(key).print_stats(limit)
+        lines = buf.getvalue().splitlines()
+        start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
+        say(f"-- top {limit} by {key}")
+        for line in lines[start:start + limit + 1]:
+            say(line[:160])
+
+
+def run_profiles(bootstrap: str, data_dir: Path, e2e_prefix: str, prof_prefix: str,
+                 data: DataSet) -> None:
+    logic_only(data)
+    ctx = mp.get_context("spawn")
+    worker_prof = data_dir / "worker.prof"
+    say("\n[profile] KPI worker alone (cProfile, in-process worker, no sink) ...")
+    proc = ctx.Process(target=profile_worker_child,
+                       args=(bootstrap, prof_prefix, str(worker_prof)))
+    proc.start()
+    proc.join(1800)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(10)
+    secs = float(Path(str(worker_prof) + ".seconds").read_text())
+    say(f"  worker alone (start-up + {IDLE_S:g} s idle included): {secs:.1f} s for "
+        f"{len(data.values)} events (cProfile slows it down)")
+    show_profile(worker_prof, "KPI worker")
+    sink_prof = data_dir / "sink.prof"
+    say("\n[profile] ClickHouse sink alone (cProfile, SinkRunner over the e2e topics) ...")
+    proc = ctx.Process(target=profile_sink_child,
+                       args=(bootstrap, e2e_prefix, str(data_dir / "ch-prof"),
+                             len(data.values), str(sink_prof)))
+    proc.start()
+    proc.join(1800)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(10)
+    secs_s, rows_s, _ = Path(str(sink_prof) + ".seconds").read_text().split()
+    say(f"  sink alone: {rows_s} rows (raw + KPI) in {float(secs_s):.1f} s under cProfile")
+    show_profile(sink_prof, "ClickHouse sink")
+
+
+# -- the broker ------------------------------------------------------------------------------------
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_pair() -> int:
+    """``p`` with ``p`` and ``p + 1`` free, below the usual ephemeral range."""
+    for _ in range(200):
+        port = random.randint(10000, 30000)
+        if _port_free(port) and _port_free(port + 1):
+            return port
+    raise BenchError("no free pair of TCP ports on 127.0.0.1")
+
+
+@contextmanager
+def broker(data_dir: Path, keep: bool) -> Iterator[tuple[str, bool]]:
+    """(bootstrap, own broker?) — the local broker unless IOC_KAFKA_BOOTSTRAP is set."""
+    external = os.environ.get("IOC_KAFKA_BOOTSTRAP")
+    if external:
+        yield external, False
+        return
+    from ioc.infra.local_kafka import LocalKafka
+
+    kafka = LocalKafka(Settings(data_dir=data_dir / "broker", kafka_port=free_port_pair()),
+                       log=lambda line: say(f"  kafka: {line}"))
+    status = kafka.up()
+    say(f"  kafka: broker pid {status.pid} on {kafka.bootstrap}")
+    try:
+        yield kafka.bootstrap, True
+    finally:
+        if keep:
+            say(f"  kafka: left running (pid {status.pid}); stop it with "
+                f"IOC_DATA_DIR={data_dir / 'broker'} IOC_KAFKA_PORT={kafka.port} ioc kafka down")
+        else:
+            kafka.down()
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--events", type=int, default=100_000, help="events (default 100000)")
+    p.add_argument("--data-dir", type=Path,
+                   help="where broker, chDB and logs go (default: a temporary dir)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the data dir and leave the broker running")
+    p.add_argument("--interval-s", type=float, default=10.0,
+                   help="seconds between two readings of one segment (default 10)")
+    p.add_argument("--latency-rate", type=float, default=2000.0,
+                   help="events/s in the latency phase (default 2000)")
+    p.add_argument("--latency-seconds", type=float, default=15.0,
+                   help="length of the latency phase (default 15)")
+    p.add_argument("--skip-latency", action="store_true")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile the worker and the sink (cProfile) and print hot spots")
+    p.add_argument("--seed", type=int, default=49)
+    args = p.parse_args(argv)
+    if args.events < 1:
+        p.error("--events must be >= 1")
+
+    temp = args.data_dir is None
+    data_dir = (Path(tempfile.mkdtemp(prefix="ioc-bench-")) if temp else args.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # A shared cluster may already hold topics from an earlier run: give every run its own names.
+    tag = "" if not os.environ.get("IOC_KAFKA_BOOTSTRAP") else f"-{uuid.uuid4().hex[:6]}"
+    prefixes = {name: f"bench-{name}{tag}." for name in ("e2e", "ceil", "lat", "prof")}
+    n = args.events
+    say(f"ioc bench: {n} events, data in {data_dir}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.2f} (other work on the machine skews every figure)")
+    try:
+        with broker(data_dir, args.keep) as (bootstrap, _own):
+            say(f"[data] simulating {n} flow readings (22 segments, every {args.interval_s:g} s)"
+                " and encoding them once ...")
+            t = time.perf_counter()
+            data = generate(n, args.interval_s, args.seed)
+            say(f"  {n} events, {data.vehicles} vehicles, event time {data.first:%Y-%m-%d %H:%M}"
+                f" → {data.last:%Y-%m-%d %H:%M} UTC, {sum(map(len, data.values)) / n:.0f} B/event"
+                f" ({time.perf_counter() - t:.1f} s)")
+            names = ["e2e", "ceil"] + (["prof"] if args.profile else [])
+            partitions = Settings().topic_partitions
+            for name in names:
+                settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefixes[name])
+                ensure_topics(settings)
+                secs = produce_backlog(bootstrap, settings.topic(FLOW_TOPIC), data)
+                say(f"[produce] {settings.topic(FLOW_TOPIC)}: {n} events in {secs:.1f} s "
+                    f"({n / secs:,.0f}/s)")
+
+            say("[ceiling] plain loop: consume → decode → insert batches of "
+                f"{CEILING_BATCH} (child process, own chDB) ...")
+            ceil = run_ceiling(bootstrap, Settings(topic_prefix=prefixes["ceil"]).topic(
+                FLOW_TOPIC), partitions, data_dir / "ch-ceiling", n)
+            if ceil["rows"] != n or ceil["vehicles"] != data.vehicles:
+                raise BenchError(f"ceiling stored {ceil['rows']} rows / {ceil['vehicles']} "
+                                 f"vehicles, expected {n} / {data.vehicles}")
+            ceiling_rate = n / ceil["seconds"]
+            say(f"  ceiling: {n} rows in {ceil['seconds']:.2f} s = {ceiling_rate:,.0f} events/s "
+                f"(consume {ceil['consume_s']:.2f} s, decode+rows {ceil['decode_s']:.2f} s, "
+                f"insert {ceil['insert_s']:.2f} s in {ceil['inserts']} inserts); "
+                f"count() = {ceil['rows']} ✓")
+
+            say(f"[e2e] ioc run --exit-when-idle {IDLE_S:g} (KPI worker + sink) on the same "
+                "bytes ...")
+            e2e = run_e2e(bootstrap, prefixes["e2e"], data_dir / "ch-e2e",
+                          data_dir / "run-e2e", data, partitions)
+            e2e_rate = n / e2e.seconds
+            say(f"  wall time start→exit (raw): {e2e.wall_s:.2f} s")
+            say(f"  start-up: sink group assigned at {e2e.sink_ready_s:.2f} s, worker group at "
+                f"{e2e.worker_ready_s:.2f} s ({e2e.raw_rows_at_ready} raw rows already stored "
+                "by then)")
+            say(f"  all {n} raw rows committed in ClickHouse at {e2e.raw_done_s:.2f} s; all KPI "
+                f"rows at {e2e.kpi_done_s:.2f} s"
+                + (f" (last ones from the flush after the {IDLE_S:g} s idle wait)"
+                   if e2e.kpi_last_from_idle_flush else ""))
+            last_row = max(e2e.raw_done_s, e2e.kpi_done_s)
+            say(f"  shut-down after the last row: {e2e.wall_s - last_row:.2f} s")
+            say(f"  adjusted e2e time: {e2e.seconds:.2f} s = {e2e_rate:,.0f} events/s "
+                f"(counted from the first group instead: {n / e2e.first_group_seconds:,.0f}/s; "
+                f"sink's raw path alone: {n / (e2e.raw_done_s - e2e.sink_ready_s):,.0f}/s)")
+            c = e2e.checks
+            kpi_line = ", ".join(f"{k['kpi']}[{k['window']}] {k['rows']}" for k in
+                                 c["kpi_series"])
+            say(f"  ClickHouse: traffic_flow FINAL {c['raw_rows']} rows ({c['raw_ids']} ids), "
+                f"{c['raw_vehicles']} vehicles; kpi FINAL: {kpi_line}; {c['kpi_rows_inserted']} "
+                f"KPI rows inserted; {c['alerts']} alert rows; {c['dead_letters']} dead letters")
+            if c["problems"]:
+                raise BenchError("e2e verification failed: " + "; ".join(c["problems"]))
+            say("  ✓ every event stored once; 1m and 1h vehicle-count KPIs sum to the raw "
+                "vehicle count with sample_count = N (the KPI agent saw every event)")
+
+            p99 = float("nan")
+            if not args.skip_latency:
+                say(f"[latency] ioc run, producing {args.latency_rate:g} events/s for "
+                    f"{args.latency_seconds:g} s with occurred_at = send time ...")
+                lat = run_latency(bootstrap, prefixes["lat"], data_dir / "ch-lat",
+                                  data_dir / "run-lat", data, args.latency_rate,
+                                  args.latency_seconds)
+                p99 = lat.p99_stored_ms
+                if args.latency_rate > e2e_rate:
+                    say(f"  note: {args.latency_rate:g} events/s is above the measured e2e "
+                        f"capacity ({e2e_rate:,.0f}/s): the KPI worker falls behind during this "
+                        "phase and takes a core; raw rows do not wait for it, but share the CPU")
+                say(f"  {lat.rows} rows; occurred_at → _ingested_at (sink builds the batch): "
+                    f"p50 {lat.p50_ingested_ms:.0f} ms, p99 {lat.p99_ingested_ms:.0f} ms")
+                say(f"  occurred_at → row committed in ClickHouse (broker-observed, "
+                    f"≤{LATENCY_WATCH_INTERVAL_S * 1000:.0f} ms late): p50 "
+                    f"{lat.p50_stored_ms:.0f} ms, p99 {lat.p99_stored_ms:.0f} ms, max "
+                    f"{lat.max_stored_ms:.0f} ms" + (f" ({lat.unmatched} rows unmatched)"
+                                                     if lat.unmatched else ""))
+
+            if args.profile:
+                run_profiles(bootstrap, data_dir, prefixes["e2e"], prefixes["prof"], data)
+
+            ratio = e2e_rate / ceiling_rate
+            say(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+            say(f"# e2e = {n} events / time from both consumer groups assigned to the last raw "
+                f"and KPI row committed in ClickHouse (start-up {e2e.startup_s:.1f} s, the "
+                f"{IDLE_S:g} s idle wait and shut-down excluded; raw wall time "
+                f"{e2e.wall_s:.1f} s = {n / e2e.wall_s:,.0f}/s); ceiling = plain consume+decode+"
+                "insert loop; p99 = occurred_at → row committed in ClickHouse at "
+                f"{args.latency_rate:g} events/s")
+            say(f"e2e_events_per_s={e2e_rate:.0f} ceiling_events_per_s={ceiling_rate:.0f} "
+                f"ratio={ratio:.2f} p99_latency_ms={p99:.0f}")
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if temp and not args.keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        elif args.keep:
+            say(f"data kept in {data_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
