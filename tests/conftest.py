@@ -1,13 +1,23 @@
-"""Fixtures shared by the whole test suite."""
+"""Fixtures shared by the whole test suite.
+
+chDB allows a single engine path per process, so the whole session shares one ``chdb://`` path
+(``<pytest basetemp>/chdb``); tests stay apart by each creating its own database. Tests that
+run the platform's processes give them their own data dirs instead (see tests/e2e).
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import clickhouse_connect
 import pytest
 from helpers import find_free_port_pair
 
 from ioc.infra.local_kafka import KafkaLauncherError, LocalKafka
+from ioc.infra.migrations import migrate
+from ioc.infra.reference import load_into_clickhouse
 from ioc.infra.settings import Settings
 
 
@@ -30,3 +40,22 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield settings.bootstrap
     finally:
         kafka.down()
+
+
+@pytest.fixture(scope="session")
+def chdb_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    path = tmp_path_factory.getbasetemp() / "chdb"
+    path.mkdir(exist_ok=True)
+    client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def fresh_db(chdb_client: Any) -> Iterator[str]:
+    """A new database with every migration applied and the shipped reference data loaded."""
+    db = f"dash_{uuid.uuid4().hex[:12]}"
+    migrate(chdb_client, db)
+    load_into_clickhouse(chdb_client, db)
+    yield db
+    chdb_client.command(f"DROP DATABASE IF EXISTS {db} SYNC")
