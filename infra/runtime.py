@@ -90,7 +90,16 @@ def setup_clickhouse(settings: Settings, client: Any | None = None
     return [m.path.name for m in applied], rows
 
 
+def _quiet_stdout() -> None:
+    """The embedded engine writes terminal control codes to stdout; child processes that own
+    it send their stdout to /dev/null (their logs go to stderr)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+
+
 def _setup_clickhouse_child(settings: Settings, out: Any) -> None:
+    _quiet_stdout()
     try:
         out.put(("ok", setup_clickhouse(settings)))
     except Exception as exc:
@@ -171,6 +180,7 @@ def read_latest_alerts(settings: Settings, serde: Serde, timeout: float = 10.0
 def sink_main(settings: Settings, drain: Any, ready: Any, parent_pid: int) -> None:
     """Entry point of the sink process (multiprocessing, spawn)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s sink %(levelname)s %(message)s")
+    _quiet_stdout()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates shutdown
     from ioc.connectors.sink import (
         ClickHouseSink,

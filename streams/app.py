@@ -166,6 +166,23 @@ def create_app(settings: Settings, *, segments: Mapping[str, RoadSegment],
         await acknowledge(step.released)
         metrics.open_windows.set(processor.engine.open_windows)
         metrics.held_events.set(processor.engine.held_events)
+        update_lag()
+
+    def update_lag() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            logical_topic = logical.get(tp.topic)
+            if logical_topic is None:
+                continue
+            try:
+                high = consumer.highwater(tp)
+            except Exception:  # noqa: S112 — not fetched yet, try again next tick
+                continue
+            if high is None:
+                continue
+            pos = state.positions.get((tp.topic, tp.partition), -1)
+            metrics.consumer_lag.labels("streams", logical_topic, str(tp.partition)).set(
+                max(high - pos - 1, 0))
 
     async def flush_all() -> None:
         """Publish every pending window's current value (used before an idle exit)."""

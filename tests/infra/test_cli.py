@@ -1,0 +1,78 @@
+"""The ``ioc`` command as a user runs it (subprocesses, real broker, real chDB)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+IOC = str(Path(sys.executable).parent / "ioc")
+COMMANDS = ["setup", "run", "produce", "simulate", "sql", "demo", "kafka", "dashboards"]
+
+
+def ioc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([IOC, *args], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, **(env or {})})
+
+
+def test_every_command_has_help() -> None:
+    top = ioc("--help")
+    assert top.returncode == 0
+    for name in COMMANDS:
+        assert name in top.stdout
+        sub = ioc(name, "--help")
+        assert sub.returncode == 0, sub.stderr
+        assert "usage: ioc " + name in sub.stdout
+
+
+@pytest.fixture
+def env(kafka_broker: str, tmp_path: Path) -> dict[str, str]:
+    return {"IOC_KAFKA_BOOTSTRAP": kafka_broker, "IOC_DATA_DIR": str(tmp_path / "var"),
+            "IOC_TOPIC_PREFIX": f"c{uuid.uuid4().hex[:8]}.", "IOC_METRICS_PORT": "0"}
+
+
+def test_setup_is_idempotent_and_sql_answers_in_three_formats(env: dict[str, str]) -> None:
+    first = ioc("setup", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "topics: 5 created" in first.stdout
+    second = ioc("setup", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "topics: 0 created, 5 already there" in second.stdout
+    assert "0 migrations applied" in second.stdout
+
+    query = "SELECT code, name_vi FROM ioc.ref_areas FINAL WHERE level != 'province' ORDER BY code"
+    as_json = ioc("sql", query, "--format", "json", env=env)
+    rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert len(rows) == 18
+    assert rows[0] == {"code": "502", "name_vi": "Thành phố Tam Kỳ"}
+    assert rows[-1] == {"code": "519", "name_vi": "Huyện Nông Sơn"}
+    as_csv = list(csv.reader(io.StringIO(ioc("sql", query, "--format", "csv", env=env).stdout)))
+    assert as_csv[0] == ["code", "name_vi"] and len(as_csv) == 19
+    table = ioc("sql", query, env=env).stdout
+    assert table.splitlines()[0].split() == ["code", "name_vi"]
+    assert table.rstrip().endswith("(18 rows)")
+
+
+def test_sql_is_read_only_and_reports_errors(env: dict[str, str]) -> None:
+    assert ioc("setup", env=env).returncode == 0
+    write = ioc("sql", "INSERT INTO ioc.ref_areas (code) VALUES ('x')", env=env)
+    assert write.returncode == 1
+    assert "readonly" in write.stderr.lower() or "read-only" in write.stderr.lower()
+    typo = ioc("sql", "SELEC 1", env=env)
+    assert typo.returncode == 1 and "query failed" in typo.stderr
+
+
+def test_commands_explain_a_missing_local_broker(tmp_path: Path) -> None:
+    env = {"IOC_DATA_DIR": str(tmp_path / "var"), "IOC_KAFKA_PORT": "1"}
+    env_clean = {k: v for k, v in os.environ.items() if k != "IOC_KAFKA_BOOTSTRAP"}
+    proc = subprocess.run([IOC, "setup"], capture_output=True, text=True, timeout=60,
+                          env={**env_clean, **env})
+    assert proc.returncode != 0
+    assert "ioc kafka up" in proc.stderr
