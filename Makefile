@@ -18,11 +18,13 @@ venv: $(BIN)/ioc
 demo: venv
 	$(BIN)/ioc demo $(DEMO_ARGS)
 
-test: venv
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Part of `make test`: lint, types, and the committed dashboards must match the code.
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/mypy streams schemas connectors dashboards infra
 	$(BIN)/ioc dashboards build --check
 
 dashboards: venv

@@ -393,9 +393,12 @@ class IocRun:
         for name, pid in pids.items():
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                # main thread only: ns on a CPU, ns runnable but waiting for a CPU
+                _run_ns, wait_ns = Path(f"/proc/{pid}/schedstat").read_text().split()[:2]
             except OSError:
                 continue
             self.cpu[name] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            self.cpu[f"{name} main thread waiting for a CPU"] = int(wait_ns) / 1e9
 
     def wait(self, timeout: float) -> int:
         try:
@@ -448,11 +451,33 @@ class E2EResult:
     first_group_seconds: float
     raw_rows_at_ready: int
     cpu: dict[str, float] = field(default_factory=dict)
+    machine_busy: float = 0.0
     checks: dict[str, Any] = field(default_factory=dict)
 
 
+def process_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 if unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0, 1
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
 def run_e2e(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: DataSet,
-            partitions: int) -> E2EResult:
+            partitions: int, broker_pid: int | None) -> E2EResult:
     settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
     env = ioc_env(bootstrap, prefix, ch_dir, run_dir)
     ioc_setup(env)
@@ -464,6 +489,7 @@ def run_e2e(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: Data
         raise BenchError(f"{flow} holds {sum(flow_end.values())} events, expected "
                          f"{len(data.values)}")
     watch = GroupWatch(bootstrap, sink_group, [sink_group, worker_group], WATCH_INTERVAL_S)
+    busy0, broker0 = machine_cpu(), process_cpu(broker_pid)
     run = IocRun(env, "--exit-when-idle", f"{IDLE_S:g}")
     watch.start()
     try:
@@ -486,6 +512,9 @@ def run_e2e(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: Data
     if code != 0:
         raise BenchError(f"ioc run exited with {code}; log {run.log_path}:\n{run.tail()}")
     assert run.ended is not None
+    busy1 = machine_cpu()
+    if broker_pid is not None:
+        run.cpu["broker"] = process_cpu(broker_pid) - broker0
     t0 = run.started
     kpi_end = end_offsets(admin, kpi, partitions)
     raw_done = watch.reached(flow, flow_end)
@@ -513,7 +542,8 @@ def run_e2e(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: Data
         kpi_last_from_idle_flush=idle_flush, seconds=seconds,
         first_group_seconds=done - min(sink_ready, worker_ready)
         - (IDLE_S if idle_flush and kpi_done >= raw_done else 0.0),
-        raw_rows_at_ready=at_ready, cpu=dict(run.cpu))
+        raw_rows_at_ready=at_ready, cpu=dict(run.cpu),
+        machine_busy=(busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1))
     result.checks = verify_e2e(env, data)
     return result
 
@@ -833,11 +863,11 @@ def free_port_pair() -> int:
 
 
 @contextmanager
-def broker(data_dir: Path, keep: bool) -> Iterator[tuple[str, bool]]:
-    """(bootstrap, own broker?) — the local broker unless IOC_KAFKA_BOOTSTRAP is set."""
+def broker(data_dir: Path, keep: bool) -> Iterator[tuple[str, int | None]]:
+    """(bootstrap, pid of our broker) — the local broker unless IOC_KAFKA_BOOTSTRAP is set."""
     external = os.environ.get("IOC_KAFKA_BOOTSTRAP")
     if external:
-        yield external, False
+        yield external, None
         return
     from ioc.infra.local_kafka import LocalKafka
 
@@ -846,7 +876,7 @@ def broker(data_dir: Path, keep: bool) -> Iterator[tuple[str, bool]]:
     status = kafka.up()
     say(f"  kafka: broker pid {status.pid} on {kafka.bootstrap}")
     try:
-        yield kafka.bootstrap, True
+        yield kafka.bootstrap, status.pid
     finally:
         if keep:
             say(f"  kafka: left running (pid {status.pid}); stop it with "
@@ -896,7 +926,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"ioc bench: {n} events, data in {data_dir}, {os.cpu_count()} CPUs, load average "
         f"{os.getloadavg()[0]:.2f} (other work on the machine skews every figure)")
     try:
-        with broker(data_dir, args.keep) as (bootstrap, _own):
+        with broker(data_dir, args.keep) as (bootstrap, broker_pid):
             say(f"[data] simulating {n} flow readings (22 segments, every {args.interval_s:g} s)"
                 " and encoding them once ...")
             t = time.perf_counter()
@@ -929,7 +959,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"[e2e] ioc run --exit-when-idle {IDLE_S:g} (KPI worker + sink) on the same "
                 "bytes ...")
             e2e = run_e2e(bootstrap, prefixes["e2e"], data_dir / "ch-e2e",
-                          data_dir / "run-e2e", data, partitions)
+                          data_dir / "run-e2e", data, partitions, broker_pid)
             e2e_rate = n / e2e.seconds
             say(f"  wall time start→exit (raw): {e2e.wall_s:.2f} s")
             say(f"  start-up: sink group assigned at {e2e.sink_ready_s:.2f} s, worker group at "
@@ -948,7 +978,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say("  CPU seconds over the whole run (of "
                     f"{e2e.wall_s * (os.cpu_count() or 1):.0f} core-seconds available): "
                     + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(e2e.cpu.items()))
-                    + " (the broker and ClickHouse merges share the same cores)")
+                    + f"; all CPUs {100 * e2e.machine_busy:.0f} % busy during the run")
             c = e2e.checks
             kpi_line = ", ".join(f"{k['kpi']}[{k['window']}] {k['rows']}" for k in
                                  c["kpi_series"])

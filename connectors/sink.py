@@ -153,10 +153,12 @@ class SinkRunner:
                 if msg.error():
                     log.warning("consumer error: %s", msg.error())
                     continue
+                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+                if topic is None or partition is None or offset is None:
+                    continue
                 count += 1
-                mapping = self.by_physical.get(msg.topic())
-                key = (msg.topic(), msg.partition())
-                offsets[key] = msg.offset()
+                mapping = self.by_physical.get(topic)
+                offsets[(topic, partition)] = offset
                 if mapping is None:
                     continue
                 self.metrics.events_in.labels("sink", mapping.topic).inc()
@@ -167,11 +169,10 @@ class SinkRunner:
                     # skips them (and counts) so the table is not blocked.
                     self.metrics.sink_skipped.labels(mapping.topic).inc()
                     continue
-                batch = batches.get(key)
+                batch = batches.get((topic, partition))
                 if batch is None:
-                    batch = batches[key] = Batch(mapping, msg.partition())
-                batch.add(self._row(mapping, record, msg.partition(), msg.offset(), now),
-                          msg.offset())
+                    batch = batches[(topic, partition)] = Batch(mapping, partition)
+                batch.add(self._row(mapping, record, partition, offset, now), offset)
                 if mapping.raw and record.get("occurred_at") is not None:
                     occurred = record["occurred_at"]
                     if batch.oldest_event is None or occurred < batch.oldest_event:

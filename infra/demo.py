@@ -53,9 +53,10 @@ class LiveSummary(threading.Thread):
         try:
             while not self.stop.is_set():
                 for msg in consumer.consume(500, timeout=0.5):
-                    if msg.error():
+                    topic, value = msg.topic(), msg.value()
+                    if msg.error() or topic is None or value is None:
                         continue
-                    self._take(msg.topic(), msg.value())
+                    self._take(topic, value)
                 now = time.monotonic()
                 if now - last >= self.every_s:
                     rate = (self.sent[0] - last_sent) / (now - last)

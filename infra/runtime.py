@@ -159,10 +159,11 @@ def read_latest_alerts(settings: Settings, serde: Serde, timeout: float = 10.0
         deadline = time.monotonic() + timeout * 3
         while remaining and time.monotonic() < deadline:
             for msg in consumer.consume(1000, timeout=1.0):
-                if msg.error():
+                partition, offset = msg.partition(), msg.offset()
+                if msg.error() or partition is None or offset is None:
                     continue
-                if msg.offset() + 1 >= remaining.get(msg.partition(), 0):
-                    remaining.pop(msg.partition(), None)
+                if offset + 1 >= remaining.get(partition, 0):
+                    remaining.pop(partition, None)
                 try:
                     rec = serde.decode("ioc.alert.v1", msg.value())
                 except DecodeError:
