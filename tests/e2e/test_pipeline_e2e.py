@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import find_free_port_pair
 from pipeline import Pipeline
 
 from ioc.streams.rules import alert_fingerprint
@@ -51,6 +53,17 @@ def incidents() -> list[dict[str, Any]]:
         dict(base, event_id="inc-2", occurred_at=T0 + timedelta(minutes=9),
              incident_type="breakdown", severity="minor"),
     ]
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Prometheus text exposition → {'name{labels}': value}."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
 
 
 KPI_SQL = ("SELECT kpi, `window`, toString(window_start) AS ws, entity, value, sample_count, "
@@ -204,13 +217,25 @@ def test_worker_killed_mid_stream_loses_and_duplicates_nothing(pipeline: Pipelin
         s, n = expected_5m_speed.get((seg, w), (0.0, 0))
         expected_5m_speed[(seg, w)] = (s + speed * count, n + count)
     pipeline.send(FLOW, events)
+    port = find_free_port_pair()
+    pipeline.env["IOC_METRICS_PORT"] = str(port)
     run = pipeline.start_run()
     try:
         pipeline.wait_for("ioc.kpi.v1", at_least=200, timeout=180)
+        worker_metrics = scrape(port)
+        sink_metrics = scrape(port + 1)
     finally:
         pipeline.kill(run)  # SIGKILL the worker and its sink process
     # it really was mid-stream: the worker had not committed everything
     assert pipeline.committed("ioc-streams", FLOW) < len(events)
+    pipeline.env["IOC_METRICS_PORT"] = "0"
+    # both processes expose Prometheus metrics while they run
+    flow_in = 'ioc_events_in_total{component="streams",topic="ioc.traffic.flow.v1"}'
+    assert worker_metrics[flow_in] > 0
+    assert worker_metrics['ioc_events_out_total{component="streams",topic="ioc.kpi.v1"}'] >= 200
+    assert 'ioc_stream_held_events' in worker_metrics
+    assert any(k.startswith("ioc_sink_batch_rows_count") for k in sink_metrics)
+    assert sink_metrics['ioc_events_out_total{component="sink",topic="traffic_flow"}'] > 0
     pipeline.run_until_idle(idle_s=3.0)
     got = pipeline.query(
         raw="SELECT count() AS n, uniqExact(event_id) AS ids FROM ioc.traffic_flow FINAL",
