@@ -88,8 +88,10 @@ def create_app(settings: Settings, *, segments: Mapping[str, RoadSegment],
     held: dict[Position, EventT] = {}
     streams: list[Any] = []
     last_flush = [time.monotonic()]
+    unflushed = [False]  # something was sent since the producer was last flushed
 
     async def publish(step: Step) -> None:
+        unflushed[0] = unflushed[0] or bool(step.kpis or step.alerts)
         for rec in step.kpis:
             await kpi_topic.send(key=rec["kpi"].encode(), value=serde.encode(KPI_TOPIC, rec))
         for rec in step.alerts:
@@ -106,7 +108,9 @@ def create_app(settings: Settings, *, segments: Mapping[str, RoadSegment],
             return
         # Everything published so far must be on the broker before offsets may move past the
         # events it came from.
-        await app.producer.flush()
+        if unflushed[0]:
+            await app.producer.flush()
+            unflushed[0] = False
         stream = streams[0]
         for pos in positions:
             event = held.pop(pos, None)
@@ -122,6 +126,7 @@ def create_app(settings: Settings, *, segments: Mapping[str, RoadSegment],
                "stage": "streams.traffic", "failed_at": clock()}
         await dlq_topic.send(key=f"{topic}:{msg.partition}:{msg.offset}".encode(),
                              value=serde.encode(DLQ_TOPIC, rec))
+        unflushed[0] = True
         metrics.dead_letters.labels("streams", topic, err.error_type).inc()
         state.dead_letters += 1
         log.warning("dead-lettered %s[%d]@%d: %s", topic, msg.partition, msg.offset, err)
@@ -141,8 +146,8 @@ def create_app(settings: Settings, *, segments: Mapping[str, RoadSegment],
                 record = serde.decode(topic, msg.value)
             except DecodeError as err:
                 await dead_letter(event, topic, err)
-                await app.producer.flush()
-                await manual.ack(event)
+                held[((topic, msg.partition), msg.offset)] = event
+                await acknowledge([((topic, msg.partition), msg.offset)])
                 continue
             state.processed += 1
             step = processor.handle(topic, record, tp, msg.offset)
@@ -183,6 +188,14 @@ def create_app(settings: Settings, *, segments: Mapping[str, RoadSegment],
             pos = state.positions.get((tp.topic, tp.partition), -1)
             metrics.consumer_lag.labels("streams", logical_topic, str(tp.partition)).set(
                 max(high - pos - 1, 0))
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types want positional-only
+    async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked = args[0] if args else kwargs.get("revoked", set())
+        tps = {(logical.get(tp.topic, tp.topic), tp.partition) for tp in revoked}
+        processor.engine.drop_partitions(tps)
+        for pos in [p for p in held if p[0] in tps]:
+            del held[pos]
 
     async def flush_all() -> None:
         """Publish every pending window's current value (used before an idle exit)."""

@@ -210,6 +210,20 @@ class KpiEngine:
                 out.extend(self._emit(win, final=False))
         return out
 
+    def drop_partitions(self, tps: set[TP]) -> None:
+        """Forget the state fed by partitions this worker no longer owns (after a rebalance);
+        their new owner rebuilds it by replaying from the committed offsets."""
+        for key, win in list(self._windows.items()):
+            if win.tps & tps:
+                del self._windows[key]
+        for series, win in list(self._retained.items()):
+            if win.tps & tps:
+                del self._retained[series]
+        for pos in [p for p in self._refs if p[0] in tps]:
+            del self._refs[pos]
+        for tp in tps:
+            self.watermarks.pop(tp, None)
+
     @property
     def open_windows(self) -> int:
         return len(self._windows)

@@ -226,3 +226,15 @@ def test_unknown_segment_counts_vehicles_but_has_no_congestion() -> None:
     assert got[("traffic.vehicle_count", "1m", T0, "NEW-01")] == (7.0, 1)
     assert got[("traffic.avg_speed_kmh", "5m", T0, "NEW-01")] == (33.0, 1)
     assert ("traffic.congestion_index", "5m", T0, "NEW-01") not in got
+
+
+def test_revoked_partitions_forget_their_windows_and_holds() -> None:
+    proc = make()
+    feed(proc, [flow("a", 0.5)], partition=0)
+    feed(proc, [flow("b", 0.5, seg="S2", area="507")], partition=1, start_offset=0)
+    assert proc.engine.held_events == 2
+    proc.engine.drop_partitions({(FLOW_TOPIC, 0)})
+    assert proc.engine.held_events == 1
+    assert proc.engine.open_windows == 3
+    assert {r["entity"] for r in proc.flush()} == {"S2"}
+    assert (FLOW_TOPIC, 0) not in proc.engine.watermarks
