@@ -991,7 +991,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  c["kpi_series"])
             say(f"  ClickHouse: traffic_flow FINAL {c['raw_rows']} rows ({c['raw_ids']} ids), "
                 f"{c['raw_vehicles']} vehicles; kpi FINAL: {kpi_line}; {c['kpi_rows_inserted']} "
-                f"KPI rows inserted; {c['alerts']} alert rows; {c['dead_letters']} dead letters")
+                f"rows in ioc.kpi before FINAL; {c['alerts']} alert rows; "
+                f"{c['dead_letters']} dead letters")
             if c["problems"]:
                 raise BenchError("e2e verification failed: " + "; ".join(c["problems"]))
             say("  ✓ every event stored once; 1m and 1h vehicle-count KPIs sum to the raw "

@@ -28,15 +28,14 @@ from ioc.infra.reference import Area, RoadSegment
 from ioc.infra.settings import Settings
 from ioc.schemas.serde import DecodeError, Serde
 from ioc.streams.engine import Position
-from ioc.streams.processor import Step, TrafficProcessor
-from ioc.streams.traffic import FLOW_TOPIC, INCIDENT_TOPIC
+from ioc.streams.processor import Processor, Step
+from ioc.streams.registry import build_domains
 
 log = logging.getLogger(__name__)
 
 KPI_TOPIC = "ioc.kpi.v1"
 ALERT_TOPIC = "ioc.alert.v1"
 DLQ_TOPIC = "ioc.dlq.v1"
-INPUT_TOPICS = (FLOW_TOPIC, INCIDENT_TOPIC)
 
 
 @dataclass
@@ -76,11 +75,11 @@ def create_app(settings: Settings, *, segments: Mapping[str, RoadSegment],
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
     )
-    processor = TrafficProcessor(segments, areas,
-                                 timedelta(seconds=settings.allowed_lateness_s), clock)
+    processor = Processor(build_domains(segments, areas),
+                          timedelta(seconds=settings.allowed_lateness_s), clock)
     processor.restore_alerts(list(restored_alerts or []))
     state = WorkerState()
-    logical = {settings.topic(t): t for t in INPUT_TOPICS}
+    logical = {settings.topic(t): t for t in processor.topics}
     source = app.topic(*logical.keys(), value_serializer="raw", key_serializer="raw")
     kpi_topic = app.topic(settings.topic(KPI_TOPIC), value_serializer="raw")
     alert_topic = app.topic(settings.topic(ALERT_TOPIC), value_serializer="raw")
@@ -123,7 +122,7 @@ def create_app(settings: Settings, *, segments: Mapping[str, RoadSegment],
                "key": msg.key if isinstance(msg.key, bytes) else None,
                "payload": msg.value if isinstance(msg.value, bytes) else b"",
                "error_type": err.error_type, "reason": err.reason,
-               "stage": "streams.traffic", "failed_at": clock()}
+               "stage": "streams", "failed_at": clock()}
         await dlq_topic.send(key=f"{topic}:{msg.partition}:{msg.offset}".encode(),
                              value=serde.encode(DLQ_TOPIC, rec))
         unflushed[0] = True

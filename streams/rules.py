@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ioc.infra.reference import Area, RoadSegment
+from ioc.streams.domain import BaseRule
+from ioc.streams.engine import Window
 
 SEVERITY_VI = {"info": "thông tin", "warning": "cảnh báo", "critical": "nghiêm trọng"}
 
@@ -55,11 +57,12 @@ class _SegmentState:
     firing: dict[str, Any] | None = None
 
 
-class CongestionRule:
+class CongestionRule(BaseRule):
     """congestion_index ≥ 0.6 in two consecutive 5m windows → warning; both ≥ 0.8 → critical;
     resolves at the first window below 0.6. A missing window breaks the sequence."""
 
-    rule = "traffic.congestion"
+    rule = name = "traffic.congestion"
+    family = "traffic.speed.5m"
 
     def __init__(self, segments: Mapping[str, RoadSegment], warning: float = 0.6,
                  critical: float = 0.8) -> None:
@@ -83,6 +86,16 @@ class CongestionRule:
     def _name(self, segment_id: str) -> str:
         seg = self.segments.get(segment_id)
         return seg.name_vi if seg else segment_id
+
+    def on_window_closed(self, window: Window) -> list[dict[str, Any]]:
+        if window.family.name != self.family:
+            return []
+        out: list[dict[str, Any]] = []
+        for kpi, value, _n in window.acc.results():
+            if kpi == "traffic.congestion_index":
+                out.extend(self.on_window(window.entity, window.area_code, window.start,
+                                          window.end, value))
+        return out
 
     def on_window(self, segment_id: str, area_code: str, start: datetime, end: datetime,
                   value: float) -> list[dict[str, Any]]:
@@ -120,12 +133,13 @@ class CongestionRule:
         return out
 
 
-class CriticalIncidentRule:
+class CriticalIncidentRule(BaseRule):
     """A traffic incident of severity critical → a critical alert at once. It resolves by itself
     ``auto_resolve`` after the incident (event time), since the skeleton has no incident-closed
     event yet."""
 
-    rule = "traffic.critical_incident"
+    rule = name = "traffic.critical_incident"
+    topics = ("ioc.traffic.incident.v1",)
 
     def __init__(self, segments: Mapping[str, RoadSegment], areas: Mapping[str, Area],
                  auto_resolve: timedelta = timedelta(hours=1)) -> None:
@@ -133,6 +147,12 @@ class CriticalIncidentRule:
         self.areas = areas
         self.auto_resolve = auto_resolve
         self.open: dict[str, dict[str, Any]] = {}
+
+    def on_event(self, topic: str, event: Mapping[str, Any], watermark: datetime
+                 ) -> list[dict[str, Any]]:
+        if event["occurred_at"] + self.auto_resolve <= watermark:
+            return []  # a re-sent old incident whose alert already resolved
+        return self.on_incident(event)
 
     def on_incident(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
         if event["severity"] != "critical":

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from ioc.infra.reference import RoadSegment
+from ioc.infra.reference import Area, RoadSegment
+from ioc.streams.domain import Domain
 from ioc.streams.engine import KpiFamily
 from ioc.streams.windows import WINDOWS
 
@@ -111,3 +112,14 @@ def traffic_families(segments: Mapping[str, RoadSegment]) -> list[KpiFamily]:
 
 
 CONGESTION_WINDOW = timedelta(minutes=5)
+
+
+def traffic_domain(segments: Mapping[str, RoadSegment], areas: Mapping[str, Area]) -> Domain:
+    from ioc.streams.rules import CongestionRule, CriticalIncidentRule
+
+    return Domain(
+        name="traffic",
+        topics=(FLOW_TOPIC, INCIDENT_TOPIC),
+        families=tuple(traffic_families(segments)),
+        rules=(CongestionRule(segments), CriticalIncidentRule(segments, areas)),
+    )

@@ -198,7 +198,7 @@ def test_garbage_goes_to_dead_letters_and_processing_goes_on(pipeline: Pipeline)
     assert dlq[0]["error_type"] == "schema" and "schema id" in dlq[0]["reason"]
     assert dlq[1]["error_type"] == "decode" and "framing byte 0x7b" in dlq[1]["reason"]
     assert bytes.fromhex(dlq[1]["payload"]) == b"{\"event_id\": \"json-not-avro\"}"
-    assert dlq[0]["stage"] == "streams.traffic"
+    assert dlq[0]["stage"] == "streams"
 
 
 def test_worker_killed_mid_stream_loses_and_duplicates_nothing(pipeline: Pipeline) -> None:
