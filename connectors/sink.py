@@ -37,12 +37,17 @@ class TableMapping:
     raw: bool           # raw event table: adds _topic/_partition/_offset/_ingested_at
 
 
+def raw_table(topic: str) -> str:
+    """``ioc.traffic.flow.v1`` → ``traffic_flow``: one raw table per event topic (all versions
+    of a topic share it; migrations add columns as schemas gain fields)."""
+    return topic.removeprefix("ioc.").rsplit(".", 1)[0].replace(".", "_")
+
+
 def default_mappings(serde: Serde) -> list[TableMapping]:
     cat = serde.catalogue
     out = []
-    for topic in ("ioc.traffic.flow.v1", "ioc.traffic.incident.v1"):
-        table = topic.removeprefix("ioc.").rsplit(".", 1)[0].replace(".", "_")
-        out.append(TableMapping(topic, table, cat.get(topic).field_names, raw=True))
+    for topic in cat.event_topics:
+        out.append(TableMapping(topic, raw_table(topic), cat.get(topic).field_names, raw=True))
     out.append(TableMapping("ioc.kpi.v1", "kpi", cat.get("ioc.kpi.v1").field_names, raw=False))
     out.append(TableMapping("ioc.alert.v1", "alerts", cat.get("ioc.alert.v1").field_names,
                             raw=False))

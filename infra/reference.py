@@ -91,6 +91,21 @@ def load_segments(directory: Path | None = None) -> dict[str, RoadSegment]:
     return out
 
 
+@dataclass(frozen=True)
+class ReferenceData:
+    """The reference data every domain starts from; domains load their own extra files
+    (facilities, agencies, targets, …) from the same ``directory``."""
+
+    directory: Path
+    areas: dict[str, Area]
+    segments: dict[str, RoadSegment]
+
+
+def load_reference(directory: Path | None = None) -> ReferenceData:
+    directory = directory or DEFAULT_DIR
+    return ReferenceData(directory, load_areas(directory), load_segments(directory))
+
+
 def load_into_clickhouse(client: Any, db: str, directory: Path | None = None) -> dict[str, int]:
     """Replace the reference tables' content with the files' content; return row counts."""
     areas = load_areas(directory)

@@ -282,11 +282,10 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
         except OSError as exc:
             log.warning("metrics port %d unavailable: %s", settings.metrics_port, exc)
     serde = Serde()
-    segments = reference.load_segments(settings.reference_dir)
-    areas = reference.load_areas(settings.reference_dir)
+    ref = reference.load_reference(settings.reference_dir)
     restored = read_latest_alerts(settings, serde)
-    app, state = create_app(settings, segments=segments, areas=areas, metrics=metrics,
-                            serde=serde, restored_alerts=restored)
+    app, state = create_app(settings, reference=ref, metrics=metrics, serde=serde,
+                            restored_alerts=restored)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, loop=loop,

@@ -24,7 +24,7 @@ import faust
 from faust.types import EventT
 
 from ioc.infra.metrics import Metrics
-from ioc.infra.reference import Area, RoadSegment
+from ioc.infra.reference import ReferenceData
 from ioc.infra.settings import Settings
 from ioc.schemas.serde import DecodeError, Serde
 from ioc.streams.engine import Position
@@ -49,8 +49,8 @@ class WorkerState:
     idle_flushed: bool = False
 
 
-def create_app(settings: Settings, *, segments: Mapping[str, RoadSegment],
-               areas: Mapping[str, Area], metrics: Metrics, serde: Serde | None = None,
+def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics,
+               serde: Serde | None = None,
                restored_alerts: list[Mapping[str, Any]] | None = None,
                clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                tick_interval: float = 1.0, flush_interval: float = 2.0,
@@ -75,7 +75,7 @@ def create_app(settings: Settings, *, segments: Mapping[str, RoadSegment],
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
     )
-    processor = Processor(build_domains(segments, areas),
+    processor = Processor(build_domains(reference),
                           timedelta(seconds=settings.allowed_lateness_s), clock)
     processor.restore_alerts(list(restored_alerts or []))
     state = WorkerState()

@@ -1,14 +1,17 @@
-"""The monitoring subsystems the worker runs, built from reference data."""
+"""The monitoring subsystems the worker runs, built from reference data.
+
+Each subsystem is a module with a ``*_domain(ref)`` factory returning a
+:class:`~ioc.streams.domain.Domain`; this list is the one place that names them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from ioc.infra.reference import Area, RoadSegment
+from ioc.infra.reference import ReferenceData
 from ioc.streams.domain import Domain
 from ioc.streams.traffic import traffic_domain
 
 
-def build_domains(segments: Mapping[str, RoadSegment], areas: Mapping[str, Area]
-                  ) -> list[Domain]:
-    return [traffic_domain(segments, areas)]
+def build_domains(ref: ReferenceData) -> list[Domain]:
+    return [
+        traffic_domain(ref.segments, ref.areas),
+    ]
