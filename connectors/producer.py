@@ -27,6 +27,9 @@ from ioc.schemas.serde import EncodeError, Serde
 PARTITION_KEYS: dict[str, str] = {
     "ioc.traffic.flow.v1": "segment_id",
     "ioc.traffic.incident.v1": "area_code",
+    "ioc.security.incident.v1": "area_code",
+    "ioc.cyber.mention.v1": "topic",
+    "ioc.cyber.security_event.v1": "system",
 }
 
 

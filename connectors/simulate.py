@@ -1,4 +1,8 @@
-"""Pacing simulated events onto Kafka in real time (``ioc simulate``, ``ioc demo``)."""
+"""Pacing simulated events onto Kafka in real time (``ioc simulate``, ``ioc demo``).
+
+Traffic readings follow ``--rate``; security incidents and cyber events come at the rates of
+their own models (``events_at(now, interval)`` every 10 simulated seconds).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,28 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ioc.connectors.producer import EventProducer, make_producer
+from ioc.connectors.sim_security_cyber import CyberSimulator, SecuritySimulator
 from ioc.connectors.simulator import TrafficSimulator
-from ioc.infra import reference
+from ioc.infra import reference, reference_cyber
 from ioc.infra.settings import Settings
+
+DOMAINS = ("traffic", "security", "cyber")
+STEP = timedelta(seconds=10)
+
+
+def _interval_simulators(settings: Settings, domains: set[str], seed: int) -> list[Any]:
+    sims: list[Any] = []
+    areas = reference.load_areas(settings.reference_dir)
+    if "security" in domains:
+        sims.append(SecuritySimulator(areas, seed))
+    if "cyber" in domains:
+        sims.append(CyberSimulator(reference_cyber.load_topics(settings.reference_dir),
+                                   reference_cyber.load_systems(settings.reference_dir), seed,
+                                   areas=areas))
+    return sims
 
 
 def simulate_to_kafka(settings: Settings, domain: str, *, rate: float, duration_s: float,
@@ -19,36 +40,54 @@ def simulate_to_kafka(settings: Settings, domain: str, *, rate: float, duration_
                       stop: threading.Event | None = None,
                       on_sent: Callable[[int], None] | None = None,
                       progress: bool = True) -> int:
-    if domain != "traffic":
-        raise ValueError(f"unknown simulation domain {domain!r}")
-    if rate <= 0 or duration_s <= 0:
-        raise ValueError("--rate and --duration must be positive")
-    segments = reference.load_segments(settings.reference_dir)
-    sim = TrafficSimulator(segments, seed=seed)
+    """Send simulated events for ``domain`` (one of DOMAINS, or ``all``); returns the count."""
+    wanted = set(DOMAINS) if domain == "all" else {domain}
+    if not wanted <= set(DOMAINS):
+        raise ValueError(f"unknown simulation domain {domain!r}; choose from {DOMAINS} or all")
+    if rate <= 0 or duration_s <= 0 or speedup <= 0:
+        raise ValueError("--rate, --duration and --speedup must be positive")
     producer = EventProducer(make_producer(settings.bootstrap), topic_name=settings.topic)
     # With speedup > 1 simulated time runs faster than the wall clock and is placed so that it
     # ends now: the demo replays e.g. 30 minutes of traffic in 3 (windows close, alerts fire).
     wall0 = datetime.now(UTC)
     sim0 = wall0 - (speedup - 1) * timedelta(seconds=duration_s)
+    end = sim0 + timedelta(seconds=duration_s * speedup)
 
     def sim_now() -> datetime:
         return sim0 + (datetime.now(UTC) - wall0) * speedup
 
-    sched = sim.schedule(sim0, rate=rate / speedup, duration_s=duration_s * speedup)
+    sched = None
+    if "traffic" in wanted:
+        sim = TrafficSimulator(reference.load_segments(settings.reference_dir), seed=seed)
+        sched = sim.schedule(sim0, rate=rate / speedup, duration_s=duration_s * speedup)
+    interval_sims = _interval_simulators(settings, wanted, seed)
+    next_step = sim0 + STEP
     sent = 0
     started = time.monotonic()
     last_report = started
-    while not sched.done and not (stop and stop.is_set()):
-        for ev in sched.due(sim_now()):
-            producer.send(ev.topic, ev.value)
-            sent += 1
+    while not (stop and stop.is_set()):
+        now = sim_now()
+        if sched is not None:
+            for ev in sched.due(now):
+                producer.send(ev.topic, ev.value)
+                sent += 1
+        while interval_sims and next_step <= min(now, end):
+            for s in interval_sims:
+                for ev in s.events_at(next_step, STEP.total_seconds()):
+                    producer.send(ev.topic, ev.value)
+                    sent += 1
+            next_step += STEP
         if on_sent:
             on_sent(sent)
-        now = time.monotonic()
-        if progress and now - last_report >= 5:
-            last_report = now
-            print(f"  simulate: {sent} events in {now - started:.0f}s", file=sys.stderr)
-        wait = sched.seconds_until_next(sim_now()) / speedup
-        time.sleep(min(max(wait, 0.0), 0.5))
+        if (sched is None or sched.done) and (not interval_sims or next_step > end):
+            break
+        tick = time.monotonic()
+        if progress and tick - last_report >= 5:
+            last_report = tick
+            print(f"  simulate: {sent} events in {tick - started:.0f}s", file=sys.stderr)
+        waits = [(next_step - now).total_seconds()] if interval_sims else []
+        if sched is not None and not sched.done:
+            waits.append(sched.seconds_until_next(now))
+        time.sleep(min(max(min(waits, default=0.5) / speedup, 0.0), 0.5))
     producer.flush()
     return sent

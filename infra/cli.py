@@ -222,8 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_produce)
 
     s = sub.add_parser("simulate", help="produce realistic events for a subsystem")
-    s.add_argument("domain", choices=["traffic"])
-    s.add_argument("--rate", type=float, default=50.0, help="events per second (default 50)")
+    s.add_argument("domain", choices=["traffic", "security", "cyber", "all"])
+    s.add_argument("--rate", type=float, default=50.0,
+                   help="traffic readings per second (default 50); security and cyber events "
+                        "follow their own models")
     s.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--speedup", type=float, default=1.0,

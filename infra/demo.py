@@ -114,11 +114,17 @@ def reference_tz() -> Any:
     return LOCAL_TZ
 
 
+def _raw_tables_query() -> str:
+    from ioc.connectors.sink import raw_table
+    from ioc.schemas.catalogue import Catalogue
+
+    parts = [f"SELECT '{raw_table(t)}' AS table, count() AS rows, uniqExact(event_id) AS "
+             f"unique_ids FROM {{db}}.{raw_table(t)} FINAL" for t in Catalogue().event_topics]
+    return "SELECT * FROM (" + " UNION ALL ".join(parts) + ") ORDER BY table"
+
+
 FINAL_QUERIES = [
-    ("Events stored per raw table",
-     "SELECT 'traffic_flow' AS table, count() AS rows, uniqExact(event_id) AS unique_ids "
-     "FROM {db}.traffic_flow FINAL UNION ALL SELECT 'traffic_incident', count(), "
-     "uniqExact(event_id) FROM {db}.traffic_incident FINAL"),
+    ("Events stored per raw table", _raw_tables_query()),
     ("Most congested segments (latest final 5m window each)",
      "SELECT s.name_vi AS segment, round(argMax(k.value, k.window_start), 2) AS congestion, "
      "max(k.window_start) AS window_start FROM {db}.kpi AS k FINAL "
@@ -130,9 +136,12 @@ FINAL_QUERIES = [
      "JOIN {db}.ref_areas AS a FINAL ON a.code = k.area_code "
      "WHERE k.kpi = 'traffic.vehicle_count' AND k.`window` = '1m' "
      "GROUP BY area ORDER BY vehicles DESC LIMIT 5"),
+    ("KPI rows per subsystem",
+     "SELECT splitByChar('.', kpi)[1] AS domain, count() AS kpi_rows, "
+     "uniqExact(kpi) AS kpis FROM {db}.kpi FINAL GROUP BY domain ORDER BY domain"),
     ("Alerts",
-     "SELECT severity, status, starts_at, summary FROM {db}.alerts FINAL "
-     "ORDER BY starts_at DESC LIMIT 8"),
+     "SELECT domain, severity, status, starts_at, summary FROM {db}.alerts FINAL "
+     "ORDER BY starts_at DESC LIMIT 10"),
     ("Dead letters", "SELECT count() AS dead_letters FROM {db}.dead_letters FINAL"),
 ]
 
@@ -184,7 +193,7 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep: bool =
 
     def simulate() -> None:
         try:
-            simulate_to_kafka(settings, "traffic", rate=rate, duration_s=duration_s,
+            simulate_to_kafka(settings, "all", rate=rate, duration_s=duration_s,
                               speedup=speedup, stop=stop,
                               on_sent=lambda n: sent.__setitem__(0, n), progress=False)
         finally:

@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from ioc.connectors.clickhouse import connect
-from ioc.infra import migrations, reference
+from ioc.infra import migrations, reference, reference_cyber
 from ioc.infra.metrics import Metrics, serve
 from ioc.infra.settings import Settings
 from ioc.schemas.catalogue import Catalogue
@@ -84,6 +84,8 @@ def setup_clickhouse(settings: Settings, client: Any | None = None
     try:
         applied = migrations.migrate(client, settings.database)
         rows = reference.load_into_clickhouse(client, settings.database, settings.reference_dir)
+        rows.update(reference_cyber.load_into_clickhouse(client, settings.database,
+                                                         settings.reference_dir))
     finally:
         if own:
             client.close()

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from ioc.schemas.checks_security_cyber import CHECKS as _SECURITY_CYBER_CHECKS
+
 Check = Callable[[Mapping[str, Any]], list[str]]
 
 
@@ -45,6 +47,10 @@ _CHECKS: dict[str, list[Check]] = {
     "ioc.traffic.flow.v1": [_common, _traffic_flow],
     "ioc.traffic.incident.v1": [_common],
 }
+
+
+# Subsystems keep their checks in their own modules; they are merged here.
+_CHECKS.update(_SECURITY_CYBER_CHECKS)
 
 
 def semantic_errors(topic: str, record: Mapping[str, Any]) -> list[str]:

@@ -66,6 +66,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         key_serializer="raw",
         processing_guarantee="at_least_once",
         store="memory://",
+        datadir=str(settings.data_dir / "faust"),  # not the working directory
         web_enabled=False,
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",

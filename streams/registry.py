@@ -7,11 +7,15 @@ Each subsystem is a module with a ``*_domain(ref)`` factory returning a
 from __future__ import annotations
 
 from ioc.infra.reference import ReferenceData
+from ioc.streams.cyber import cyber_domain
 from ioc.streams.domain import Domain
+from ioc.streams.security import security_domain
 from ioc.streams.traffic import traffic_domain
 
 
 def build_domains(ref: ReferenceData) -> list[Domain]:
     return [
         traffic_domain(ref.segments, ref.areas),
+        security_domain(ref),
+        cyber_domain(ref),
     ]

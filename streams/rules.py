@@ -9,7 +9,7 @@ same input after a crash yields the same records, which the alerts table then re
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -133,40 +133,51 @@ class CongestionRule(BaseRule):
         return out
 
 
-class CriticalIncidentRule(BaseRule):
-    """A traffic incident of severity critical → a critical alert at once. It resolves by itself
-    ``auto_resolve`` after the incident (event time), since the skeleton has no incident-closed
-    event yet."""
+def duration_vi(td: timedelta) -> str:
+    """``1 giờ``, ``90 phút``: a duration as an alert summary says it."""
+    minutes = int(td.total_seconds() // 60)
+    return f"{minutes // 60} giờ" if minutes % 60 == 0 else f"{minutes} phút"
 
-    rule = name = "traffic.critical_incident"
-    topics = ("ioc.traffic.incident.v1",)
 
-    def __init__(self, segments: Mapping[str, RoadSegment], areas: Mapping[str, Area],
+class CriticalEventRule(BaseRule):
+    """An event that matters at once → a critical alert at once, one per event.
+
+    Shared by every "critical incident" rule of the catalogue: the subclass or caller says which
+    topic, which events qualify (``is_critical``), how to summarise one in Vietnamese
+    (``summary``) and what its ``entity`` is. The alert is labelled by the event id, so a re-sent
+    event never raises a second alert. It resolves by itself ``auto_resolve`` after the event
+    (event time), since no domain has a "closed" event yet; an event re-sent after its alert
+    resolved is ignored.
+    """
+
+    def __init__(self, *, rule: str, topic: str, domain: str,
+                 is_critical: Callable[[Mapping[str, Any]], bool],
+                 summary: Callable[[Mapping[str, Any]], str],
+                 entity: Callable[[Mapping[str, Any]], str] = lambda ev: "",
                  auto_resolve: timedelta = timedelta(hours=1)) -> None:
-        self.segments = segments
-        self.areas = areas
+        self.rule = self.name = rule
+        self.topics = (topic,)
+        self.domain = domain
+        self.is_critical = is_critical
+        self.summary = summary
+        self.entity = entity
         self.auto_resolve = auto_resolve
         self.open: dict[str, dict[str, Any]] = {}
 
     def on_event(self, topic: str, event: Mapping[str, Any], watermark: datetime
                  ) -> list[dict[str, Any]]:
         if event["occurred_at"] + self.auto_resolve <= watermark:
-            return []  # a re-sent old incident whose alert already resolved
-        return self.on_incident(event)
+            return []  # a re-sent old event whose alert already resolved
+        return self.on_critical(event)
 
-    def on_incident(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
-        if event["severity"] != "critical":
+    def on_critical(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if not self.is_critical(event):
             return []
-        seg = self.segments.get(event.get("segment_id") or "")
-        area = self.areas.get(event["area_code"])
-        place = seg.name_vi if seg else (area.name_vi if area else event["area_code"])
-        kind = INCIDENT_TYPE_VI.get(event["incident_type"], event["incident_type"])
-        detail = f": {event['description']}" if event.get("description") else ""
         rec = alert_record(
             rule=self.rule, labels={"event_id": str(event["event_id"])}, severity="critical",
-            status="firing", domain="traffic", area_code=event["area_code"],
-            entity=event.get("segment_id") or "", value=1.0, threshold=1.0,
-            summary=f"Sự cố giao thông nghiêm trọng ({kind}) tại {place}{detail}",
+            status="firing", domain=self.domain, area_code=event["area_code"],
+            entity=self.entity(event), value=1.0, threshold=1.0,
+            summary=self.summary(event),
             starts_at=event["occurred_at"], ends_at=None, updated_at=event["occurred_at"])
         if rec["alert_id"] in self.open:
             return []
@@ -180,5 +191,32 @@ class CriticalIncidentRule(BaseRule):
             if end <= watermark:
                 del self.open[alert_id]
                 out.append(dict(rec, status="resolved", ends_at=end, updated_at=end,
-                                summary=rec["summary"] + " — đã tự đóng sau 1 giờ."))
+                                summary=rec["summary"] + " — đã tự đóng sau "
+                                        f"{duration_vi(self.auto_resolve)}."))
         return out
+
+
+class CriticalIncidentRule(CriticalEventRule):
+    """A traffic incident of severity critical → a critical alert at once, placed on its
+    segment (or area); auto-resolved an hour later (see :class:`CriticalEventRule`)."""
+
+    def __init__(self, segments: Mapping[str, RoadSegment], areas: Mapping[str, Area],
+                 auto_resolve: timedelta = timedelta(hours=1)) -> None:
+        self.segments = segments
+        self.areas = areas
+        super().__init__(rule="traffic.critical_incident", topic="ioc.traffic.incident.v1",
+                         domain="traffic", is_critical=lambda ev: ev["severity"] == "critical",
+                         summary=self._summary,
+                         entity=lambda ev: ev.get("segment_id") or "",
+                         auto_resolve=auto_resolve)
+
+    def _summary(self, event: Mapping[str, Any]) -> str:
+        seg = self.segments.get(event.get("segment_id") or "")
+        area = self.areas.get(event["area_code"])
+        place = seg.name_vi if seg else (area.name_vi if area else event["area_code"])
+        kind = INCIDENT_TYPE_VI.get(event["incident_type"], event["incident_type"])
+        detail = f": {event['description']}" if event.get("description") else ""
+        return f"Sự cố giao thông nghiêm trọng ({kind}) tại {place}{detail}"
+
+    def on_incident(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return self.on_critical(event)

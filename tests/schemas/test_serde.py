@@ -132,6 +132,20 @@ def avro_body(schema: Any, record: dict[str, Any]) -> bytes:
 # -- realistic records, one per topic ---------------------------------------------------------
 
 RECORDS: dict[str, dict[str, Any]] = {
+    "ioc.security.incident.v1": {
+        "event_id": "an-2026-11-29-0012", "occurred_at": T0, "source": "CA-QNA",
+        "area_code": "503", "incident_type": "fire", "severity": "critical",
+        "description": "Cháy nhà dân trên đường Trần Phú", "casualties": 2,
+        "address": "Đường Trần Phú, phường Minh An", "lat": 15.8771, "lon": 108.3269},
+    "ioc.cyber.mention.v1": {
+        "event_id": "men-fb-88412", "occurred_at": T0, "source": "STTTT-QNA", "area_code": "",
+        "channel": "facebook", "topic": "dat_dai", "sentiment_score": -0.64, "reach": 12500,
+        "url": "https://facebook.example/p/88412"},
+    "ioc.cyber.security_event.v1": {
+        "event_id": "soc-2026-11-29-0031", "occurred_at": T0, "source": "SOC-QNA",
+        "area_code": "", "system": "cong-dvc", "event_type": "ddos", "severity": "critical",
+        "src_ip": "198.51.100.23",
+        "description": "Tấn công từ chối dịch vụ vào Cổng Dịch vụ công"},
     FLOW: {
         "event_id": "flow-502-QL1A-km935-20261129T0730", "occurred_at": T0,
         "source": "SGTVT-QNA", "area_code": "502", "segment_id": "QL1A-km935",
