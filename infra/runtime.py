@@ -286,8 +286,13 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
     serde = Serde()
     ref = reference.load_reference(settings.reference_dir)
     restored = read_latest_alerts(settings, serde)
+    from confluent_kafka import Producer
+
+    from ioc.connectors.producer import producer_config
+
+    out = Producer(producer_config(settings.bootstrap, **{"linger.ms": 50}))
     app, state = create_app(settings, reference=ref, metrics=metrics, serde=serde,
-                            restored_alerts=restored)
+                            restored_alerts=restored, producer=out)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, loop=loop,
@@ -308,11 +313,15 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
         async def _started() -> None:
             on_started(app, state)
 
+    code = 0
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+        code = int(exc.code or 0)
+    finally:
+        out.flush(10)
+        out.close()  # no reconnect attempts (and log noise) once the worker is done
+    return code
 
 
 def run(settings: Settings, exit_when_idle: float | None = None) -> int:
