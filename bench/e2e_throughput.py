@@ -36,7 +36,6 @@ import pstats
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -850,14 +849,7 @@ def run_profiles(bootstrap: str, data_dir: Path, e2e_prefix: str, prof_prefix: s
 
 # -- the broker ------------------------------------------------------------------------------------
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+from ioc.infra.local_kafka import port_free as _port_free  # noqa: E402 — one definition
 
 
 def free_port_pair() -> int:

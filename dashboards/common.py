@@ -289,3 +289,26 @@ def serialise(obj: object) -> str:
     """Deterministic JSON text: sorted keys, 2-space indent, UTF-8 kept, trailing newline."""
     data = obj if isinstance(obj, dict) else to_dict(obj)
     return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+# -- shared table cell helpers: severities and acknowledgement in every alert table ----------
+
+SEVERITY_MAP = dashboard_model.ValueMap(options={
+    "critical": dashboard_model.ValueMappingResult(text="Nghiêm trọng", color="red", index=0),
+    "moderate": dashboard_model.ValueMappingResult(text="Trung bình", color="orange", index=1),
+    "warning": dashboard_model.ValueMappingResult(text="Cảnh báo", color="orange", index=2),
+    "minor": dashboard_model.ValueMappingResult(text="Nhẹ", color="green", index=3),
+    "info": dashboard_model.ValueMappingResult(text="Thông tin", color="blue", index=4),
+})
+NOT_ACKED = dashboard_model.SpecialValueMap(
+    options=dashboard_model.DashboardSpecialValueMapOptions(
+        match=dashboard_model.SpecialValueMatch.EMPTY,
+        result=dashboard_model.ValueMappingResult(text="Chưa xác nhận", color="text", index=0)))
+
+
+def cell(kind: str) -> dashboard_model.DynamicConfigValue:
+    return dashboard_model.DynamicConfigValue("custom.cellOptions", {"type": kind})
+
+
+def width(px: int) -> dashboard_model.DynamicConfigValue:
+    return dashboard_model.DynamicConfigValue("custom.width", px)

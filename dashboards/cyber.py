@@ -32,13 +32,15 @@ from ioc.dashboards.common import (
     add_panels,
     bar_chart,
     bar_gauge,
+    cell,
     grid,
     stat,
     table,
     timeseries,
     wall_dashboard,
+    width,
 )
-from ioc.dashboards.security import cell, firing_table, red_from, width
+from ioc.dashboards.security import firing_table, red_from
 from ioc.streams.cyber import EVENT_TYPE_VI, NEGATIVE_BELOW
 
 UID = "ioc-cyber"

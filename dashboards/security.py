@@ -25,15 +25,19 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dashboard_model
 
 from ioc.dashboards.common import (
+    NOT_ACKED,
+    SEVERITY_MAP,
     add_panels,
     bar_chart,
     bar_gauge,
+    cell,
     grid,
     stat,
     table,
     thresholds,
     timeseries,
     wall_dashboard,
+    width,
 )
 from ioc.streams.security import INCIDENT_TYPE_VI
 
@@ -141,25 +145,6 @@ FIRING_TABLE_SQL = """
     LIMIT 50
 """
 
-SEVERITY_MAP = dashboard_model.ValueMap(options={
-    "critical": dashboard_model.ValueMappingResult(text="Nghiêm trọng", color="red", index=0),
-    "moderate": dashboard_model.ValueMappingResult(text="Trung bình", color="orange", index=1),
-    "warning": dashboard_model.ValueMappingResult(text="Cảnh báo", color="orange", index=2),
-    "minor": dashboard_model.ValueMappingResult(text="Nhẹ", color="green", index=3),
-    "info": dashboard_model.ValueMappingResult(text="Thông tin", color="blue", index=4),
-})
-NOT_ACKED = dashboard_model.SpecialValueMap(
-    options=dashboard_model.DashboardSpecialValueMapOptions(
-        match=dashboard_model.SpecialValueMatch.EMPTY,
-        result=dashboard_model.ValueMappingResult(text="Chưa xác nhận", color="text", index=0)))
-
-
-def cell(kind: str) -> dashboard_model.DynamicConfigValue:
-    return dashboard_model.DynamicConfigValue("custom.cellOptions", {"type": kind})
-
-
-def width(px: int) -> dashboard_model.DynamicConfigValue:
-    return dashboard_model.DynamicConfigValue("custom.width", px)
 
 
 def red_from(value: float) -> dashboard_model.DynamicConfigValue:

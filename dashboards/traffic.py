@@ -30,15 +30,19 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dashboard_model
 
 from ioc.dashboards.common import (
+    NOT_ACKED,
+    SEVERITY_MAP,
     add_panels,
     bar_chart,
     bar_gauge,
+    cell,
     grid,
     stat,
     table,
     thresholds,
     timeseries,
     wall_dashboard,
+    width,
 )
 
 UID = "ioc-traffic"
@@ -197,23 +201,6 @@ FIRING_TABLE_SQL = """
     LIMIT 50
 """
 
-_SEVERITY_MAP = dashboard_model.ValueMap(options={
-    "critical": dashboard_model.ValueMappingResult(text="Nghiêm trọng", color="red", index=0),
-    "warning": dashboard_model.ValueMappingResult(text="Cảnh báo", color="orange", index=1),
-    "info": dashboard_model.ValueMappingResult(text="Thông tin", color="blue", index=2),
-})
-_NOT_ACKED = dashboard_model.SpecialValueMap(
-    options=dashboard_model.DashboardSpecialValueMapOptions(
-        match=dashboard_model.SpecialValueMatch.EMPTY,
-        result=dashboard_model.ValueMappingResult(text="Chưa xác nhận", color="text", index=0)))
-
-
-def _cell(kind: str) -> dashboard_model.DynamicConfigValue:
-    return dashboard_model.DynamicConfigValue("custom.cellOptions", {"type": kind})
-
-
-def _width(px: int) -> dashboard_model.DynamicConfigValue:
-    return dashboard_model.DynamicConfigValue("custom.width", px)
 
 
 def _vehicles_now() -> stat_builder.Panel:
@@ -271,17 +258,17 @@ def _speed_table() -> table_builder.Panel:
         labels={"segment": "Đoạn đường", "area": "Địa bàn", "avg_speed_kmh": "Tốc độ TB (km/h)",
                 "free_flow_kmh": "Tốc độ tự do (km/h)", "speed_ratio": "Tỷ lệ tốc độ"},
         overrides={
-            "area": [_width(170)],
-            "avg_speed_kmh": [_width(140)],
-            "free_flow_kmh": [_width(150)],
+            "area": [width(170)],
+            "avg_speed_kmh": [width(140)],
+            "free_flow_kmh": [width(150)],
             "speed_ratio": [
                 dashboard_model.DynamicConfigValue("unit", "percentunit"),
                 dashboard_model.DynamicConfigValue("decimals", 0),
                 dashboard_model.DynamicConfigValue("thresholds",
                                                    thresholds(*ratio_steps).build()),
                 dashboard_model.DynamicConfigValue("color", {"mode": "thresholds"}),
-                _cell("color-background"),
-                _width(130),
+                cell("color-background"),
+                width(130),
             ],
         },
         description="Khung 5 phút gần nhất; đoạn chậm nhất so với tốc độ tự do đứng đầu. "
@@ -310,12 +297,12 @@ def _firing_table() -> table_builder.Panel:
         labels={"severity": "Mức độ", "summary": "Nội dung", "segment": "Đoạn đường / địa bàn",
                 "since": "Bắt đầu lúc", "acked_by": "Người xác nhận"},
         overrides={
-            "severity": [dashboard_model.DynamicConfigValue("mappings", [_SEVERITY_MAP]),
-                         _cell("color-background"), _width(130)],
-            "segment": [_width(300)],
-            "since": [_width(170)],
-            "acked_by": [dashboard_model.DynamicConfigValue("mappings", [_NOT_ACKED]),
-                         _width(160)],
+            "severity": [dashboard_model.DynamicConfigValue("mappings", [SEVERITY_MAP]),
+                         cell("color-background"), width(130)],
+            "segment": [width(300)],
+            "since": [width(170)],
+            "acked_by": [dashboard_model.DynamicConfigValue("mappings", [NOT_ACKED]),
+                         width(160)],
         },
         description="Cảnh báo ùn tắc và sự cố nghiêm trọng chưa kết thúc; nghiêm trọng trước, "
                     "mới nhất trước.")

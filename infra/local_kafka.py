@@ -272,7 +272,7 @@ class LocalKafka:
 
     def _check_ports_free(self) -> None:
         for port, role in ((self.port, "client"), (self.controller_port, "controller")):
-            if not _port_free(port):
+            if not port_free(port):
                 raise KafkaLauncherError(
                     f"Port {port} on 127.0.0.1 (the local Kafka broker's {role} port) is already "
                     f"in use by another program, not by the broker of {self.dir}. Stop that "
@@ -529,7 +529,7 @@ class LocalKafka:
 # --------------------------------------------------------------------- helpers
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     # SO_REUSEADDR like the JVM's ServerSocket: a port in TIME_WAIT is free, a listener is not.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -42,7 +42,9 @@ class RoadSegment:
     length_km: float
 
 
-def _rows(path: Path, required: list[str]) -> list[tuple[int, dict[str, str]]]:
+def read_rows(path: Path, required: list[str]) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) pairs of a UTF-8 CSV with a header naming ``required`` columns;
+    values are stripped. Errors name the file (and the line, in callers)."""
     if not path.exists():
         raise ReferenceDataError(f"reference file not found: {path}")
     with path.open(encoding="utf-8", newline="") as fh:
@@ -50,7 +52,8 @@ def _rows(path: Path, required: list[str]) -> list[tuple[int, dict[str, str]]]:
         missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
             raise ReferenceDataError(f"{path}: missing columns {missing}")
-        return [(i, row) for i, row in enumerate(reader, start=2)]
+        return [(i, {k: (v or "").strip() for k, v in row.items() if k})
+                for i, row in enumerate(reader, start=2)]
 
 
 def load_areas(directory: Path | None = None) -> dict[str, Area]:
@@ -58,7 +61,7 @@ def load_areas(directory: Path | None = None) -> dict[str, Area]:
     cols = ["code", "name_vi", "level", "parent_code", "population", "population_approx",
             "valid_from"]
     out: dict[str, Area] = {}
-    for line, r in _rows(path, cols):
+    for line, r in read_rows(path, cols):
         try:
             area = Area(r["code"].strip(), r["name_vi"].strip(), r["level"].strip(),
                         r["parent_code"].strip(), int(r["population"] or 0),
@@ -76,7 +79,7 @@ def load_segments(directory: Path | None = None) -> dict[str, RoadSegment]:
     path = (directory or DEFAULT_DIR) / "road_segments.csv"
     cols = ["segment_id", "name_vi", "area_code", "free_flow_kmh", "road_class", "length_km"]
     out: dict[str, RoadSegment] = {}
-    for line, r in _rows(path, cols):
+    for line, r in read_rows(path, cols):
         try:
             seg = RoadSegment(r["segment_id"].strip(), r["name_vi"].strip(),
                               r["area_code"].strip(), float(r["free_flow_kmh"]),

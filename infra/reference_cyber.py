@@ -18,13 +18,12 @@ The shipped lists are illustrative: the province's IT department replaces them w
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ioc.infra.reference import DEFAULT_DIR, ReferenceDataError
+from ioc.infra.reference import DEFAULT_DIR, ReferenceDataError, read_rows
 
 TOPICS_FILE = "cyber_topics.csv"
 SYSTEMS_FILE = "gov_systems.csv"
@@ -50,22 +49,12 @@ def reference_file(directory: Path | None, name: str) -> Path:
     return DEFAULT_DIR / name
 
 
-def _rows(path: Path, required: list[str]) -> list[tuple[int, dict[str, str]]]:
-    if not path.is_file():
-        raise ReferenceDataError(f"reference file not found: {path}")
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ReferenceDataError(f"{path}: missing columns {missing}")
-        return [(i, {k: (v or "").strip() for k, v in row.items() if k})
-                for i, row in enumerate(reader, start=2)]
 
 
 def load_topics(directory: Path | None = None) -> dict[str, CyberTopic]:
     path = reference_file(directory, TOPICS_FILE)
     out: dict[str, CyberTopic] = {}
-    for line, r in _rows(path, ["code", "name_vi"]):
+    for line, r in read_rows(path, ["code", "name_vi"]):
         topic = CyberTopic(r["code"], r["name_vi"])
         if not topic.code or topic.code in out:
             raise ReferenceDataError(f"{path}:{line}: empty or duplicate code {topic.code!r}")
@@ -78,7 +67,7 @@ def load_topics(directory: Path | None = None) -> dict[str, CyberTopic]:
 def load_systems(directory: Path | None = None) -> dict[str, GovSystem]:
     path = reference_file(directory, SYSTEMS_FILE)
     out: dict[str, GovSystem] = {}
-    for line, r in _rows(path, ["system_id", "name_vi", "owner_agency"]):
+    for line, r in read_rows(path, ["system_id", "name_vi", "owner_agency"]):
         system = GovSystem(r["system_id"], r["name_vi"], r["owner_agency"])
         if not system.system_id or system.system_id in out:
             raise ReferenceDataError(

@@ -22,6 +22,7 @@ from typing import Any
 
 import faust
 from confluent_kafka import KafkaError, Message, Producer
+from faust.sensors.monitor import Monitor
 from faust.types import EventT
 
 from ioc.connectors.producer import producer_config
@@ -34,6 +35,25 @@ from ioc.streams.processor import Processor, Step
 from ioc.streams.registry import build_domains
 
 log = logging.getLogger(__name__)
+
+
+class QuietMonitor(Monitor):
+    """Faust's built-in monitor does bookkeeping for every message and stream event; the
+    platform's Prometheus metrics cover what operators need, so the per-message hooks are
+    no-ops here."""
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        return None
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        return None
+
+    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any,
+                            state: Any = None) -> None:
+        return None
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        return None
 
 KPI_TOPIC = "ioc.kpi.v1"
 ALERT_TOPIC = "ioc.alert.v1"
@@ -74,6 +94,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         broker_commit_interval=1.0,
         producer_acks=-1,
         stream_wait_empty=False,
+        monitor=QuietMonitor(),
         # A worker killed without leaving the group is noticed after this long; keep restarts
         # quick.
         broker_session_timeout=10.0,

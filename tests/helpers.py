@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import random
-import socket
 from pathlib import Path
 
+from ioc.infra.local_kafka import port_free
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+_port_free = port_free  # one definition: the launcher's (SO_REUSEADDR like the JVM's)
 
 
 def _ephemeral_range() -> tuple[int, int]:

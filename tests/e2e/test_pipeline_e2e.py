@@ -7,9 +7,7 @@ import json
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,14 +70,6 @@ KPI_SQL = ("SELECT kpi, `window`, toString(window_start) AS ws, entity, value, s
 
 def kpi_map(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
     return {(r["kpi"], r["window"], r["ws"][11:16], r["entity"]): r for r in rows}
-
-
-@pytest.fixture
-def pipeline(kafka_broker: str, tmp_path: Path) -> Iterator[Pipeline]:
-    p = Pipeline(kafka_broker, tmp_path)
-    p.setup()
-    yield p
-    p.close()
 
 
 def test_exact_kpis_and_congestion_alert_through_kafka(pipeline: Pipeline) -> None:

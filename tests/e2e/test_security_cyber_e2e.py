@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from pipeline import Pipeline
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 08:00 in Quảng Nam
-
-
-@pytest.fixture
-def pipeline(kafka_broker: str, tmp_path: Path) -> Iterator[Pipeline]:
-    p = Pipeline(kafka_broker, tmp_path)
-    p.setup()
-    yield p
-    p.close()
 
 
 def mention(i: int, minute: float, score: float, topic: str = "dat_dai") -> dict[str, Any]:
