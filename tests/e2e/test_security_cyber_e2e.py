@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline import Pipeline
+
+PANELS = r"""
+import json, sys
+from datetime import datetime
+from ioc.connectors.clickhouse import connect
+from ioc.dashboards.build import render_dict
+from ioc.dashboards.testing import problems, run_panel_queries
+url, start, end = sys.argv[1:4]
+client = connect(url)
+out = {}
+for name in ("security", "cyber"):
+    board = render_dict(name)
+    res = run_panel_queries(client, "ioc", board, datetime.fromisoformat(start),
+                            datetime.fromisoformat(end), strict=False)
+    out[name] = {"problems": problems(board, res, require_rows=False),
+                 "rows": {t: len(r.rows) for t, r in res.items()}}
+print(json.dumps(out, ensure_ascii=False))
+"""
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 08:00 in Quảng Nam
 
@@ -56,3 +77,14 @@ def test_public_order_and_cyber_kpis_and_alerts(pipeline: Pipeline) -> None:
     assert critical["starts"].startswith("2026-11-02 01:10:00")
     assert critical["ends"].startswith("2026-11-02 02:10:00")
     assert "Hội An" in critical["summary"]
+
+    # every panel of both wall screens runs on what the pipeline stored
+    proc = subprocess.run([sys.executable, "-c", PANELS, pipeline.clickhouse_url,
+                           (T0 - timedelta(hours=1)).isoformat(),
+                           (T0 + timedelta(hours=3)).isoformat()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    panels = json.loads(proc.stdout)
+    assert panels["security"]["problems"] == {} and panels["cyber"]["problems"] == {}
+    assert sum(panels["security"]["rows"].values()) > 0
+    assert sum(panels["cyber"]["rows"].values()) > 0
