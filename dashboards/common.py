@@ -312,3 +312,15 @@ def cell(kind: str) -> dashboard_model.DynamicConfigValue:
 
 def width(px: int) -> dashboard_model.DynamicConfigValue:
     return dashboard_model.DynamicConfigValue("custom.width", px)
+
+
+def firing_count_sql(domain: str, what: str) -> str:
+    """A stat query: the domain's alerts firing now (latest state of each episode), by
+    severity."""
+    return f"""
+    -- {what} alerts firing now (latest state of each episode), by severity.
+    SELECT countIf(severity = 'critical') AS critical,
+           countIf(severity != 'critical') AS warning
+    FROM ioc.alerts FINAL
+    WHERE domain = '{domain}' AND status = 'firing' AND starts_at <= $__toTime
+"""

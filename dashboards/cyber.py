@@ -33,6 +33,7 @@ from ioc.dashboards.common import (
     bar_chart,
     bar_gauge,
     cell,
+    firing_count_sql,
     grid,
     stat,
     table,
@@ -82,13 +83,7 @@ SECURITY_EVENTS_24H_SQL = f"""
     WHERE {_LAST_24H}
 """
 
-FIRING_COUNT_SQL = """
-    -- Cyber alerts firing now (latest state of each episode), by severity.
-    SELECT countIf(severity = 'critical') AS critical,
-           countIf(severity != 'critical') AS warning
-    FROM ioc.alerts FINAL
-    WHERE domain = 'cyber' AND status = 'firing' AND starts_at <= $__toTime
-"""
+FIRING_COUNT_SQL = firing_count_sql("cyber", "Cyber")
 
 NEGATIVE_SERIES_SQL = f"""
     -- Negative share per finished hour for the {TOP_TOPICS} most mentioned topics of the range;

@@ -31,6 +31,7 @@ from ioc.dashboards.common import (
     bar_chart,
     bar_gauge,
     cell,
+    firing_count_sql,
     grid,
     stat,
     table,
@@ -64,13 +65,7 @@ TOTALS_SQL = f"""
     WHERE {_LAST_24H}
 """
 
-FIRING_COUNT_SQL = """
-    -- Security alerts firing now (latest state of each episode), by severity.
-    SELECT countIf(severity = 'critical') AS critical,
-           countIf(severity != 'critical') AS warning
-    FROM ioc.alerts FINAL
-    WHERE domain = 'security' AND status = 'firing' AND starts_at <= $__toTime
-"""
+FIRING_COUNT_SQL = firing_count_sql("security", "Security")
 
 HOURLY_SQL = f"""
     -- Incidents per hour by type, from the 1h KPI (the hour still open shows its count so far).
