@@ -40,8 +40,9 @@ def simulate_to_kafka(settings: Settings, domain: str, *, rate: float, duration_
                       stop: threading.Event | None = None,
                       on_sent: Callable[[int], None] | None = None,
                       progress: bool = True) -> int:
-    """Send simulated events for ``domain`` (one of DOMAINS, or ``all``); returns the count."""
-    wanted = set(DOMAINS) if domain == "all" else {domain}
+    """Send simulated events for ``domain`` (one of DOMAINS, several joined by commas, or
+    ``all``); returns the count."""
+    wanted = set(DOMAINS) if domain == "all" else set(domain.split(","))
     if not wanted <= set(DOMAINS):
         raise ValueError(f"unknown simulation domain {domain!r}; choose from {DOMAINS} or all")
     if rate <= 0 or duration_s <= 0 or speedup <= 0:

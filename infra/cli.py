@@ -97,9 +97,11 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from ioc.connectors.simulate import simulate_to_kafka
 
     _kafka_needed(settings)
-    sent = simulate_to_kafka(settings, args.domain, rate=args.rate, duration_s=args.duration,
-                             seed=args.seed, speedup=args.speedup)
-    print(f"{sent} simulated {args.domain} events sent")
+    domains = sorted(set(args.domain))
+    sent = simulate_to_kafka(settings, "all" if "all" in domains else ",".join(domains),
+                             rate=args.rate, duration_s=args.duration, seed=args.seed,
+                             speedup=args.speedup)
+    print(f"{sent} simulated events sent ({', '.join(domains)})")
     return 0
 
 
@@ -222,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_produce)
 
     s = sub.add_parser("simulate", help="produce realistic events for a subsystem")
-    s.add_argument("domain", choices=["traffic", "security", "cyber", "all"])
+    s.add_argument("domain", nargs="+", choices=["traffic", "security", "cyber", "all"],
+                   help="one or more subsystems, or all")
     s.add_argument("--rate", type=float, default=50.0,
                    help="traffic readings per second (default 50); security and cyber events "
                         "follow their own models")

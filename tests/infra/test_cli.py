@@ -79,3 +79,26 @@ def test_commands_explain_a_missing_local_broker(tmp_path: Path) -> None:
                           env={**env_clean, **env})
     assert proc.returncode != 0
     assert "ioc kafka up" in proc.stderr
+
+
+def test_simulate_sends_only_the_named_subsystems(env: dict[str, str]) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    assert ioc("setup", env=env).returncode == 0
+    proc = ioc("simulate", "security", "cyber", "--duration", "3", "--speedup", "600", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "(cyber, security)" in proc.stdout
+    consumer = Consumer({"bootstrap.servers": env["IOC_KAFKA_BOOTSTRAP"], "group.id": "probe"})
+    try:
+        def count(topic: str) -> int:
+            name = env["IOC_TOPIC_PREFIX"] + topic
+            return sum(consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1]
+                       for p in range(3))
+        sent = int(proc.stdout.split()[0])
+        assert count("ioc.cyber.mention.v1") > 50  # 30 simulated minutes with a surge
+        assert count("ioc.traffic.flow.v1") == 0
+        assert sent == sum(count(t) for t in ("ioc.cyber.mention.v1",
+                                              "ioc.cyber.security_event.v1",
+                                              "ioc.security.incident.v1"))
+    finally:
+        consumer.close()
