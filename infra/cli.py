@@ -56,10 +56,19 @@ def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from ioc.infra.runtime import configure_logging, run
+    from ioc.infra.runtime import SetupError, configure_logging, missing_topics, run
 
     configure_logging(args.verbose)
     _kafka_needed(settings)
+    try:
+        missing = missing_topics(settings)
+    except SetupError as exc:
+        print(f"ioc run: {exc}", file=sys.stderr)
+        return 1
+    if missing:
+        print("ioc run: topics missing: " + ", ".join(missing) + ". Run `ioc setup` first.",
+              file=sys.stderr)
+        return 1
     print(f"ioc run: worker + sink on {settings.bootstrap} → {settings.clickhouse}"
           + (f" (exits after {args.exit_when_idle:g}s idle)" if args.exit_when_idle else ""),
           file=sys.stderr)

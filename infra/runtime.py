@@ -77,6 +77,16 @@ def ensure_topics(settings: Settings, catalogue: Catalogue | None = None,
     return created, sorted(set(wanted) - set(created))
 
 
+def missing_topics(settings: Settings, timeout: float = 15.0) -> list[str]:
+    """Contract topics that do not exist on the cluster (``ioc setup`` creates them)."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise SetupError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from None
+    return [settings.topic(t) for t in Catalogue().topics if settings.topic(t) not in existing]
+
+
 def setup_clickhouse(settings: Settings, client: Any | None = None
                      ) -> tuple[list[str], dict[str, int]]:
     own = client is None

@@ -102,3 +102,10 @@ def test_simulate_sends_only_the_named_subsystems(env: dict[str, str]) -> None:
                                               "ioc.security.incident.v1"))
     finally:
         consumer.close()
+
+
+def test_run_before_setup_says_what_to_do(env: dict[str, str]) -> None:
+    proc = ioc("run", "--exit-when-idle", "1", env=env)
+    assert proc.returncode == 1
+    assert "Run `ioc setup` first" in proc.stderr
+    assert env["IOC_TOPIC_PREFIX"] + "ioc.traffic.flow.v1" in proc.stderr
