@@ -1,4 +1,4 @@
-"""The Faust app: wires Kafka topics to the pure traffic processor.
+"""The Faust app: wires Kafka topics to the pure processor and every registered subsystem.
 
 Built by :func:`create_app` (no import-time singleton) so tests and several workers each build
 their own. The agent reads raw bytes and decodes them itself: a message that cannot be decoded
@@ -143,28 +143,37 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
             alerts_out.inc(len(step.alerts))
         out.poll(0)
 
+    ack_lock = asyncio.Lock()
+
     async def acknowledge(positions: list[Position]) -> None:
+        """Acknowledge released positions once everything produced before is on the broker.
+
+        The agent and the timer both call this; the lock makes a caller that arrives during
+        another's flush wait for it and then flush again if it produced meanwhile, so no
+        position is acknowledged ahead of its outputs.
+        """
         pending_ack.extend(positions)
         if not pending_ack:
             return
-        # Everything produced so far must be on the broker before offsets may move past the
-        # events it came from.
-        if unflushed[0]:
-            unflushed[0] = False
-            loop = asyncio.get_running_loop()
-            remaining = await loop.run_in_executor(loop_executor, out.flush, 60.0)
-            if remaining or failures:
-                # Do not acknowledge: crash, and let the restarted worker replay from the last
-                # committed offsets (at-least-once; outputs are idempotent).
-                raise RuntimeError(f"outputs not confirmed by Kafka ({remaining} pending): "
-                                   + "; ".join(failures[:3]))
-        stream = streams[0]
-        batch = pending_ack[:]
-        pending_ack.clear()
-        for pos in batch:
-            event = held.pop(pos, None)
-            if event is not None:
-                await stream.ack(event)
+        async with ack_lock:
+            batch = pending_ack[:]
+            pending_ack.clear()
+            if not batch:
+                return
+            if unflushed[0]:
+                unflushed[0] = False
+                loop = asyncio.get_running_loop()
+                remaining = await loop.run_in_executor(loop_executor, out.flush, 60.0)
+                if remaining or failures:
+                    # Do not acknowledge: crash, and let the restarted worker replay from the
+                    # last committed offsets (at-least-once; outputs are idempotent).
+                    raise RuntimeError(f"outputs not confirmed by Kafka ({remaining} pending): "
+                                       + "; ".join(failures[:3]))
+            stream = streams[0]
+            for pos in batch:
+                event = held.pop(pos, None)
+                if event is not None:
+                    await stream.ack(event)
 
     async def dead_letter(event: EventT, topic: str, err: DecodeError) -> None:
         msg = event.message
