@@ -204,7 +204,8 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep: bool =
     sim_thread.start()
     code = 0
     try:
-        code = run_worker(settings, exit_when_idle=3.0, input_done=input_done)
+        code = run_worker(settings, exit_when_idle=3.0, input_done=input_done,
+                          watchdog=sink.problem)
     except KeyboardInterrupt:
         code = 130
     finally:

@@ -252,6 +252,13 @@ class SinkProcess:
             if time.monotonic() > deadline:
                 raise RuntimeError("sink process did not start in time")
 
+    def problem(self) -> str | None:
+        """Why the sink is not running, if it stopped without being asked to."""
+        if self.proc.is_alive() or self.drain.is_set():
+            return None
+        return (f"the ClickHouse sink process exited (code {self.proc.exitcode}); see its "
+                "log lines above")
+
     def finish(self, timeout: float = 300.0) -> int:
         """Let the sink drain what is on the topics, then wait for it to exit."""
         self.drain.set()
@@ -273,12 +280,15 @@ class SinkProcess:
 def run_worker(settings: Settings, exit_when_idle: float | None = None,
                on_started: Callable[[Any, Any], None] | None = None,
                registry: CollectorRegistry | None = None,
-               input_done: Any | None = None) -> int:
+               input_done: Any | None = None,
+               watchdog: Callable[[], str | None] | None = None) -> int:
     """Run the Faust worker in this process until stopped (or idle). Returns an exit code.
 
     With ``exit_when_idle``, the worker exits once it has read everything on its partitions,
     nothing new came for that many seconds and every pending window was published; if
     ``input_done`` (a ``threading.Event``) is given, idleness only counts after it is set.
+    ``watchdog`` is asked every two seconds whether a companion process failed; if it returns a
+    message, the worker stops and the exit code is 1.
     """
     import asyncio
 
@@ -318,6 +328,16 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
             await app.ioc_flush_all()  # type: ignore[attr-defined]
             stopping.append(asyncio.ensure_future(worker.stop()))
 
+    failed: list[str] = []
+    if watchdog is not None:
+        @app.timer(interval=2.0)
+        async def _watch() -> None:
+            problem = watchdog()
+            if problem and not failed:
+                failed.append(problem)
+                log.error("%s; stopping the worker", problem)
+                stopping.append(asyncio.ensure_future(worker.stop()))
+
     if on_started is not None:
         @app.task
         async def _started() -> None:
@@ -331,7 +351,7 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
     finally:
         out.flush(10)
         out.close()  # no reconnect attempts (and log noise) once the worker is done
-    return code
+    return 1 if failed else code
 
 
 def run(settings: Settings, exit_when_idle: float | None = None) -> int:
@@ -339,7 +359,7 @@ def run(settings: Settings, exit_when_idle: float | None = None) -> int:
     sink = SinkProcess(settings)
     sink.start()
     try:
-        code = run_worker(settings, exit_when_idle)
+        code = run_worker(settings, exit_when_idle, watchdog=sink.problem)
     except BaseException:
         sink.stop()
         raise

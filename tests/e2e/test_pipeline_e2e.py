@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -243,3 +247,25 @@ def test_worker_killed_mid_stream_loses_and_duplicates_nothing(pipeline: Pipelin
     for (seg, w), (weighted, vehicles) in expected_5m_speed.items():
         assert speeds[(seg, w.strftime("%Y-%m-%d %H:%M"))] == pytest.approx(weighted / vehicles)
     assert got["dupes"] == [{"n": 0}]
+
+
+def test_run_stops_with_an_error_when_the_sink_dies(pipeline: Pipeline) -> None:
+    run = pipeline.start_run()
+    try:
+        deadline = time.monotonic() + 60
+        sink_pid = None
+        while sink_pid is None and time.monotonic() < deadline:
+            for child in Path(f"/proc/{run.pid}/task/{run.pid}/children").read_text().split():
+                cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+                if b"spawn_main" in cmd and b"resource_tracker" not in cmd:
+                    sink_pid = int(child)
+            time.sleep(0.5)
+        assert sink_pid is not None, "no sink child process found"
+        time.sleep(3)  # let it get going
+        os.kill(sink_pid, signal.SIGKILL)
+        out, _ = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            pipeline.kill(run)
+    assert run.returncode == 1
+    assert "ClickHouse sink process exited" in out
