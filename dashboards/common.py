@@ -324,3 +324,29 @@ def firing_count_sql(domain: str, what: str) -> str:
     FROM ioc.alerts FINAL
     WHERE domain = '{domain}' AND status = 'firing' AND starts_at <= $__toTime
 """
+
+
+def red_from(value: float) -> dashboard_model.DynamicConfigValue:
+    """A per-column override: green below ``value``, red from it."""
+    return dashboard_model.DynamicConfigValue(
+        "thresholds", thresholds((None, "green"), (value, "red")).build())
+
+
+def firing_table(title: str, sql: str, pos: dashboard_model.GridPos, place_label: str,
+                 description: str, *, place_column: str = "area",
+                 place_width: int = 260) -> table_builder.Panel:
+    """The list of firing alerts every wall screen ends with: severity, summary, the place
+    (``place_column``), since when, and who acknowledged it."""
+    return table(
+        title, sql, pos,
+        labels={"severity": "Mức độ", "summary": "Nội dung", place_column: place_label,
+                "since": "Bắt đầu lúc", "acked_by": "Người xác nhận"},
+        overrides={
+            "severity": [dashboard_model.DynamicConfigValue("mappings", [SEVERITY_MAP]),
+                         cell("color-background"), width(130)],
+            place_column: [width(place_width)],
+            "since": [width(170)],
+            "acked_by": [dashboard_model.DynamicConfigValue("mappings", [NOT_ACKED]),
+                         width(160)],
+        },
+        description=description)

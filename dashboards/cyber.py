@@ -34,14 +34,15 @@ from ioc.dashboards.common import (
     bar_gauge,
     cell,
     firing_count_sql,
+    firing_table,
     grid,
+    red_from,
     stat,
     table,
     timeseries,
     wall_dashboard,
     width,
 )
-from ioc.dashboards.security import firing_table, red_from
 from ioc.streams.cyber import EVENT_TYPE_VI, NEGATIVE_BELOW
 
 UID = "ioc-cyber"

@@ -25,17 +25,17 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dashboard_model
 
 from ioc.dashboards.common import (
-    NOT_ACKED,
     SEVERITY_MAP,
     add_panels,
     bar_chart,
     bar_gauge,
     cell,
     firing_count_sql,
+    firing_table,
     grid,
+    red_from,
     stat,
     table,
-    thresholds,
     timeseries,
     wall_dashboard,
     width,
@@ -140,29 +140,6 @@ FIRING_TABLE_SQL = """
     LIMIT 50
 """
 
-
-
-def red_from(value: float) -> dashboard_model.DynamicConfigValue:
-    return dashboard_model.DynamicConfigValue(
-        "thresholds", thresholds((None, "green"), (value, "red")).build())
-
-
-def firing_table(title: str, sql: str, pos: dashboard_model.GridPos, place_label: str,
-                 description: str) -> cogbuilder.Builder[dashboard_model.Panel]:
-    """The alert list shared by the security and cyber walls."""
-    return table(
-        title, sql, pos,
-        labels={"severity": "Mức độ", "summary": "Nội dung", "area": place_label,
-                "since": "Bắt đầu lúc", "acked_by": "Người xác nhận"},
-        overrides={
-            "severity": [dashboard_model.DynamicConfigValue("mappings", [SEVERITY_MAP]),
-                         cell("color-background"), width(130)],
-            "area": [width(260)],
-            "since": [width(170)],
-            "acked_by": [dashboard_model.DynamicConfigValue("mappings", [NOT_ACKED]),
-                         width(160)],
-        },
-        description=description)
 
 
 def build() -> dashboard_model.Dashboard:

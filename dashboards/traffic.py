@@ -30,12 +30,12 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dashboard_model
 
 from ioc.dashboards.common import (
-    NOT_ACKED,
-    SEVERITY_MAP,
     add_panels,
     bar_chart,
     bar_gauge,
     cell,
+    firing_count_sql,
+    firing_table,
     grid,
     stat,
     table,
@@ -105,13 +105,7 @@ CONGESTED_SQL = f"""
       AND window_start = ({_latest_window('traffic.congestion_index', '5m')})
 """
 
-FIRING_COUNT_SQL = """
-    -- Traffic alerts firing now (latest state of each episode), by severity.
-    SELECT countIf(severity = 'critical') AS critical,
-           countIf(severity != 'critical') AS warning
-    FROM ioc.alerts FINAL
-    WHERE domain = 'traffic' AND status = 'firing' AND starts_at <= $__toTime
-"""
+FIRING_COUNT_SQL = firing_count_sql("traffic", "Traffic")
 
 FLOW_SERIES_SQL = f"""
     -- Vehicles per minute, averaged over each interval, for the {TOP_SEGMENTS_FLOW} busiest
@@ -291,23 +285,6 @@ def _incidents_by_area() -> barchart_builder.Panel:
                     "đang xem.")
 
 
-def _firing_table() -> table_builder.Panel:
-    return table(
-        "Danh sách cảnh báo đang bật", FIRING_TABLE_SQL, grid(0, 20, 24, 7),
-        labels={"severity": "Mức độ", "summary": "Nội dung", "segment": "Đoạn đường / địa bàn",
-                "since": "Bắt đầu lúc", "acked_by": "Người xác nhận"},
-        overrides={
-            "severity": [dashboard_model.DynamicConfigValue("mappings", [SEVERITY_MAP]),
-                         cell("color-background"), width(130)],
-            "segment": [width(300)],
-            "since": [width(170)],
-            "acked_by": [dashboard_model.DynamicConfigValue("mappings", [NOT_ACKED]),
-                         width(160)],
-        },
-        description="Cảnh báo ùn tắc và sự cố nghiêm trọng chưa kết thúc; nghiêm trọng trước, "
-                    "mới nhất trước.")
-
-
 def build() -> dashboard_model.Dashboard:
     """The traffic wall dashboard model (a fresh object on every call)."""
     builder: dashboard_builder.Dashboard = wall_dashboard(
@@ -318,7 +295,10 @@ def build() -> dashboard_model.Dashboard:
         _vehicles_now(), _avg_speed(), _congested(), _firing_count(),
         _flow_series(), _congestion_by_segment(),
         _speed_table(), _incidents_by_area(),
-        _firing_table(),
+        firing_table("Danh sách cảnh báo đang bật", FIRING_TABLE_SQL, grid(0, 20, 24, 7),
+                     "Đoạn đường / địa bàn",
+                     "Cảnh báo ùn tắc và sự cố nghiêm trọng chưa kết thúc; nghiêm trọng trước, "
+                     "mới nhất trước.", place_column="segment", place_width=300),
     ]
     add_panels(builder, panels)
     return builder.build()
