@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from ioc.dashboards.build import iter_panels, panel_queries
+from ioc.dashboards.common import GRID_COLUMNS, WALL_ROWS
 from ioc.dashboards.macros import expand_macros
 
 __all__ = ["PanelResult", "panel_queries", "problems", "rewrite_database", "run_panel_queries"]
@@ -178,3 +179,25 @@ def _shape_issues(res: PanelResult, panel: dict[str, Any]) -> list[str]:
         if name not in cols:
             issues.append(f"panel refers to column {name!r}, query returns {list(cols)}")
     return issues
+
+
+def layout_problems(dashboard_json: dict[str, Any]) -> tuple[list[str], int]:
+    """Check a wall screen's grid: every panel has a size, lies inside the
+    ``GRID_COLUMNS`` × ``WALL_ROWS`` screen and overlaps no other panel. Returns the problems
+    and the number of grid cells covered (a full screen covers every cell)."""
+    found: list[str] = []
+    cells: dict[tuple[int, int], str] = {}
+    for panel in iter_panels(dashboard_json):
+        g, title = panel["gridPos"], panel["title"]
+        if g["w"] <= 0 or g["h"] <= 0:
+            found.append(f"{title}: empty size {g}")
+        if not (0 <= g["x"] and g["x"] + g["w"] <= GRID_COLUMNS):
+            found.append(f"{title}: outside the {GRID_COLUMNS} columns {g}")
+        if not (0 <= g["y"] and g["y"] + g["h"] <= WALL_ROWS):
+            found.append(f"{title}: below the {WALL_ROWS} rows of one screen {g}")
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                if (x, y) in cells:
+                    found.append(f"{title} overlaps {cells[(x, y)]} at {(x, y)}")
+                cells[(x, y)] = title
+    return found, len(cells)

@@ -30,7 +30,7 @@ from ioc.dashboards.common import (
     serialise,
     to_dict,
 )
-from ioc.dashboards.testing import PanelResult, problems, run_panel_queries
+from ioc.dashboards.testing import PanelResult, layout_problems, problems, run_panel_queries
 from ioc.infra import reference_cyber
 from ioc.infra.reference import load_reference
 from ioc.schemas.catalogue import Catalogue
@@ -71,16 +71,9 @@ def test_identity_and_deterministic_serialisation(name: str, uid: str, title: st
 
 
 def test_layout_fills_one_wall_screen_without_overlap(board: dict[str, Any]) -> None:
-    cells: dict[tuple[int, int], str] = {}
-    for panel in iter_panels(board):
-        g = panel["gridPos"]
-        assert 0 <= g["x"] and g["x"] + g["w"] <= GRID_COLUMNS, panel["title"]
-        assert 0 <= g["y"] and g["y"] + g["h"] <= WALL_ROWS, panel["title"]
-        for x in range(g["x"], g["x"] + g["w"]):
-            for y in range(g["y"], g["y"] + g["h"]):
-                assert (x, y) not in cells, f"{panel['title']} overlaps {cells.get((x, y))}"
-                cells[(x, y)] = panel["title"]
-    assert len(cells) == GRID_COLUMNS * WALL_ROWS
+    found, covered = layout_problems(board)
+    assert found == []
+    assert covered == GRID_COLUMNS * WALL_ROWS
 
 
 def test_panels_titles_ids_and_datasource(board: dict[str, Any]) -> None:

@@ -24,7 +24,12 @@ from ioc.dashboards.common import (
     serialise,
     to_dict,
 )
-from ioc.dashboards.testing import problems, rewrite_database, run_panel_queries
+from ioc.dashboards.testing import (
+    layout_problems,
+    problems,
+    rewrite_database,
+    run_panel_queries,
+)
 
 NOW = datetime(2025, 3, 10, 3, 0, tzinfo=UTC)  # 10:00 in Quảng Nam
 RANGE = (NOW - timedelta(hours=6), NOW)
@@ -80,18 +85,10 @@ def test_every_panel_and_target_reads_the_ioc_clickhouse_datasource(
 
 
 def test_layout_fits_one_wall_screen_without_overlap(board: dict[str, Any]) -> None:
-    cells: dict[tuple[int, int], str] = {}
-    for panel in build.iter_panels(board):
-        g = panel["gridPos"]
-        assert g["w"] > 0 and g["h"] > 0
-        assert 0 <= g["x"] and g["x"] + g["w"] <= GRID_COLUMNS, panel["title"]
-        assert 0 <= g["y"] and g["y"] + g["h"] <= WALL_ROWS, panel["title"]
-        for x in range(g["x"], g["x"] + g["w"]):
-            for y in range(g["y"], g["y"] + g["h"]):
-                assert (x, y) not in cells, f"{panel['title']} overlaps {cells.get((x, y))}"
-                cells[(x, y)] = panel["title"]
+    found, covered = layout_problems(board)
+    assert found == []
     # The screen is used edge to edge: no empty cell left on the wall.
-    assert len(cells) == GRID_COLUMNS * WALL_ROWS
+    assert covered == GRID_COLUMNS * WALL_ROWS
 
 
 def test_panel_ids_are_unique_and_stable(board: dict[str, Any]) -> None:
