@@ -44,20 +44,26 @@ class SetupReport:
     reference_rows: dict[str, int]
 
 
-def ensure_topics(settings: Settings, catalogue: Catalogue | None = None,
-                  timeout: float = 30.0) -> tuple[list[str], list[str]]:
-    catalogue = catalogue or Catalogue()
+def missing_topics(settings: Settings, catalogue: Catalogue | None = None,
+                   timeout: float = 15.0) -> list[str]:
+    """Contract topics that do not exist on the cluster (``ioc setup`` creates them)."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap})
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
         raise SetupError(f"cannot reach Kafka at {settings.bootstrap}: {exc}. Start the local "
                          "broker with `ioc kafka up` or set IOC_KAFKA_BOOTSTRAP.") from None
-    wanted = [settings.topic(t) for t in catalogue.topics]
+    wanted = [settings.topic(t) for t in (catalogue or Catalogue()).topics]
+    return [name for name in wanted if name not in existing]
+
+
+def ensure_topics(settings: Settings, catalogue: Catalogue | None = None,
+                  timeout: float = 30.0) -> tuple[list[str], list[str]]:
+    """Create the missing contract topics; returns (created, already there)."""
+    catalogue = catalogue or Catalogue()
+    missing = missing_topics(settings, catalogue, timeout)
     new = []
-    for name in wanted:
-        if name in existing:
-            continue
+    for name in missing:
         # LogAppendTime: retention counts from arrival, so an agency's backfill of old events
         # (whose producer may stamp them with event time) is not deleted on arrival.
         config = {"message.timestamp.type": "LogAppendTime"}
@@ -67,6 +73,7 @@ def ensure_topics(settings: Settings, catalogue: Catalogue | None = None,
                             replication_factor=-1, config=config))
     created = []
     if new:
+        admin = AdminClient({"bootstrap.servers": settings.bootstrap})
         for name, fut in admin.create_topics(new, request_timeout=timeout).items():
             try:
                 fut.result()
@@ -74,17 +81,8 @@ def ensure_topics(settings: Settings, catalogue: Catalogue | None = None,
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise SetupError(f"cannot create topic {name}: {exc}") from None
+    wanted = [settings.topic(t) for t in catalogue.topics]
     return created, sorted(set(wanted) - set(created))
-
-
-def missing_topics(settings: Settings, timeout: float = 15.0) -> list[str]:
-    """Contract topics that do not exist on the cluster (``ioc setup`` creates them)."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
-    try:
-        existing = set(admin.list_topics(timeout=timeout).topics)
-    except KafkaException as exc:
-        raise SetupError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from None
-    return [settings.topic(t) for t in Catalogue().topics if settings.topic(t) not in existing]
 
 
 def setup_clickhouse(settings: Settings, client: Any | None = None

@@ -247,20 +247,11 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         update_lag()
 
     def update_lag() -> None:
-        consumer = app.consumer
-        for tp in consumer.assignment():
+        for tp, lag in partition_lags(app, state).items():
             logical_topic = logical.get(tp.topic)
-            if logical_topic is None:
-                continue
-            try:
-                high = consumer.highwater(tp)
-            except Exception:  # noqa: S112 — not fetched yet, try again next tick
-                continue
-            if high is None:
-                continue
-            pos = state.positions.get((tp.topic, tp.partition), -1)
-            metrics.consumer_lag.labels("streams", logical_topic, str(tp.partition)).set(
-                max(high - pos - 1, 0))
+            if logical_topic is not None and lag is not None:
+                metrics.consumer_lag.labels("streams", logical_topic, str(tp.partition)).set(
+                    max(lag, 0))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types want positional-only
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
@@ -283,23 +274,27 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     return app, state
 
 
-async def caught_up(app: faust.App, state: WorkerState) -> bool:
-    """True when the worker has read every message that was on its assigned partitions."""
+def partition_lags(app: faust.App, state: WorkerState) -> dict[Any, int | None]:
+    """Messages not yet read on each assigned partition (None while its end is unknown)."""
     consumer = app.consumer
-    assignment = consumer.assignment()
-    if not assignment:
-        return False
-    for tp in assignment:
+    lags: dict[Any, int | None] = {}
+    for tp in consumer.assignment():
         try:
             high = consumer.highwater(tp)
-        except Exception:
-            return False
+        except Exception:  # not fetched yet
+            high = None
         if high is None:
-            return False
-        pos = state.positions.get((tp.topic, tp.partition))
-        if high > 0 and (pos is None or pos + 1 < high):
-            return False
-    return True
+            lags[tp] = None
+            continue
+        pos = state.positions.get((tp.topic, tp.partition), -1)
+        lags[tp] = high - pos - 1
+    return lags
+
+
+async def caught_up(app: faust.App, state: WorkerState) -> bool:
+    """True when the worker has read every message that was on its assigned partitions."""
+    lags = partition_lags(app, state)
+    return bool(lags) and all(lag is not None and lag <= 0 for lag in lags.values())
 
 
 async def sleep_until_idle(app: faust.App, state: WorkerState, idle_seconds: float) -> None:
