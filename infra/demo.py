@@ -219,7 +219,7 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep: bool =
         print_final_report(settings)
     print(f"\nDashboards (Grafana provisioning): {DASHBOARD_DIR}/dashboards/ioc/*.json and "
           f"{DASHBOARD_DIR}/datasources/clickhouse.yaml — see README 'Dashboards'.")
-    print(f"Query the data yourself: IOC_DATA_DIR={settings.data_dir} ioc sql "
+    print(f"Query the data yourself: IOC_DATA_DIR={settings.data_dir} .venv/bin/ioc sql "
           "\"SELECT * FROM ioc.kpi FINAL ORDER BY window_start DESC LIMIT 10\"")
     if launcher is not None and not keep:
         launcher.down()
