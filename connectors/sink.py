@@ -132,7 +132,6 @@ class SinkRunner:
         self.clock = clock
         self.by_physical: dict[str, TableMapping] = {topic_name(m.topic): m for m in mappings}
         self.rows_written = 0
-        self.last_message_monotonic = time.monotonic()
 
     def subscribe(self) -> None:
         self.consumer.subscribe(list(self.by_physical))
@@ -182,8 +181,6 @@ class SinkRunner:
                     occurred = record["occurred_at"]
                     if batch.oldest_event is None or occurred < batch.oldest_event:
                         batch.oldest_event = occurred
-        if count:
-            self.last_message_monotonic = time.monotonic()
         if not offsets:
             return 0
         for batch in batches.values():

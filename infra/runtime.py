@@ -276,7 +276,6 @@ class SinkProcess:
 # -- the worker --------------------------------------------------------------------------------
 
 def run_worker(settings: Settings, exit_when_idle: float | None = None,
-               on_started: Callable[[Any, Any], None] | None = None,
                registry: CollectorRegistry | None = None,
                input_done: Any | None = None,
                watchdog: Callable[[], str | None] | None = None) -> int:
@@ -335,11 +334,6 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
                 failed.append(problem)
                 log.error("%s; stopping the worker", problem)
                 stopping.append(asyncio.ensure_future(worker.stop()))
-
-    if on_started is not None:
-        @app.task
-        async def _started() -> None:
-            on_started(app, state)
 
     code = 0
     try:

@@ -62,13 +62,10 @@ DLQ_TOPIC = "ioc.dlq.v1"
 
 @dataclass
 class WorkerState:
-    """What the CLI's idle detection and live summary read."""
+    """What idle detection and the lag metric read."""
 
     last_event_monotonic: float = field(default_factory=time.monotonic)
-    processed: int = 0
-    dead_letters: int = 0
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
-    idle_flushed: bool = False
 
 
 def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics,
@@ -185,7 +182,6 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         produce(DLQ_TOPIC, f"{topic}:{msg.partition}:{msg.offset}".encode(),
                 serde.encode(DLQ_TOPIC, rec))
         metrics.dead_letters.labels("streams", topic, err.error_type).inc()
-        state.dead_letters += 1
         log.warning("dead-lettered %s[%d]@%d: %s", topic, msg.partition, msg.offset, err)
 
     kpis_out = metrics.events_out.labels("streams", KPI_TOPIC)
@@ -222,7 +218,6 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
                 held[((topic, msg.partition), msg.offset)] = event
                 await acknowledge([((topic, msg.partition), msg.offset)])
                 continue
-            state.processed += 1
             step = processor.handle(topic, record, tp, msg.offset)
             assert step.outcome is not None
             outcome_counter(topic, step.outcome.value).inc()
@@ -270,7 +265,6 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         await asyncio.get_running_loop().run_in_executor(loop_executor, out.flush, 60.0)
 
     app.ioc_flush_all = flush_all  # type: ignore[attr-defined]
-    app.ioc_processor = processor  # type: ignore[attr-defined]
     return app, state
 
 

@@ -16,7 +16,6 @@ counts and speed (the sensor is real), but has no congestion index (no free-flow
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from ioc.infra.reference import Area, RoadSegment
@@ -110,8 +109,6 @@ def traffic_families(segments: Mapping[str, RoadSegment]) -> list[KpiFamily]:
                   lambda ev: (ev["area_code"], ""), lambda a, e: IncidentCount()),
     ]
 
-
-CONGESTION_WINDOW = timedelta(minutes=5)
 
 
 def traffic_domain(segments: Mapping[str, RoadSegment], areas: Mapping[str, Area]) -> Domain:
