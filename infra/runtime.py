@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 from prometheus_client import CollectorRegistry
 
 from ioc.connectors.clickhouse import connect
@@ -57,23 +63,44 @@ def missing_topics(settings: Settings, catalogue: Catalogue | None = None,
     return [name for name in wanted if name not in existing]
 
 
+def topic_configs(settings: Settings, catalogue: Catalogue) -> dict[str, dict[str, str]]:
+    """Per-topic Kafka configs (by full topic name) that ``ioc setup`` creates or sets.
+
+    * LogAppendTime everywhere: retention counts from arrival, so an agency's backfill of old
+      events (whose producer may stamp them with event time) is not deleted on arrival.
+    * The alert topic is compacted and never deleted: the latest record of every alert survives
+      so a restarted worker resumes its firing alerts, however old.
+    * Topics whose events rules hold for long (see :class:`ioc.streams.domain.Holds`) keep them
+      at least that long (``Domain.retention``).
+    """
+    from ioc.infra.reference import load_reference
+    from ioc.streams.registry import build_domains
+
+    configs: dict[str, dict[str, str]] = {}
+    for t in catalogue.topics:
+        config = {"message.timestamp.type": "LogAppendTime"}
+        if t == "ioc.alert.v1":
+            config["cleanup.policy"] = "compact"
+        configs[settings.topic(t)] = config
+    for domain in build_domains(load_reference(settings.reference_dir)):
+        for t, keep in domain.retention.items():
+            ms = -1 if keep is None else int(keep.total_seconds() * 1000)
+            configs.setdefault(settings.topic(t), {})["retention.ms"] = str(ms)
+    return configs
+
+
 def ensure_topics(settings: Settings, catalogue: Catalogue | None = None,
                   timeout: float = 30.0) -> tuple[list[str], list[str]]:
-    """Create the missing contract topics; returns (created, already there)."""
+    """Create the missing contract topics and set the configs of existing ones; returns
+    (created, already there)."""
     catalogue = catalogue or Catalogue()
     missing = missing_topics(settings, catalogue, timeout)
-    new = []
-    for name in missing:
-        # LogAppendTime: retention counts from arrival, so an agency's backfill of old events
-        # (whose producer may stamp them with event time) is not deleted on arrival.
-        config = {"message.timestamp.type": "LogAppendTime"}
-        if name.endswith("ioc.alert.v1"):
-            config["cleanup.policy"] = "compact,delete"  # latest state per alert key survives
-        new.append(NewTopic(name, num_partitions=settings.topic_partitions,
-                            replication_factor=-1, config=config))
+    configs = topic_configs(settings, catalogue)
+    new = [NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=-1,
+                    config=configs.get(name, {})) for name in missing]
     created = []
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
     if new:
-        admin = AdminClient({"bootstrap.servers": settings.bootstrap})
         for name, fut in admin.create_topics(new, request_timeout=timeout).items():
             try:
                 fut.result()
@@ -82,7 +109,21 @@ def ensure_topics(settings: Settings, catalogue: Catalogue | None = None,
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise SetupError(f"cannot create topic {name}: {exc}") from None
     wanted = [settings.topic(t) for t in catalogue.topics]
-    return created, sorted(set(wanted) - set(created))
+    existing = sorted(set(wanted) - set(created))
+    # Topics created by an older release get today's configs (idempotent SET operations).
+    resources = [
+        ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+            for k, v in sorted(configs[name].items()) if k != "message.timestamp.type"])
+        for name in existing if set(configs.get(name, {})) - {"message.timestamp.type"}]
+    if resources:
+        for res, fut in admin.incremental_alter_configs(resources,
+                                                        request_timeout=timeout).items():
+            try:
+                fut.result()
+            except KafkaException as exc:
+                raise SetupError(f"cannot set configs of topic {res.name}: {exc}") from None
+    return created, existing
 
 
 def setup_clickhouse(settings: Settings, client: Any | None = None

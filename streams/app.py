@@ -201,7 +201,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         return children[key]
 
     @app.agent(source, concurrency=1)
-    async def traffic(stream: Any) -> None:
+    async def events(stream: Any) -> None:
         manual = stream.noack()
         streams.append(manual)
         async for event in manual.events():
@@ -222,7 +222,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
             assert step.outcome is not None
             outcome_counter(topic, step.outcome.value).inc()
             held[(tp, msg.offset)] = event
-            if step.alerts:
+            if step.alerts or step.kpis:
                 await publish(step)
             await acknowledge(step.released)
 
@@ -252,7 +252,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", set())
         tps = {(logical.get(tp.topic, tp.topic), tp.partition) for tp in revoked}
-        processor.engine.drop_partitions(tps)
+        processor.drop_partitions(tps)
         for pos in [p for p in held if p[0] in tps]:
             del held[pos]
 

@@ -212,12 +212,12 @@ class NegativeShareRule(BaseRule):
         self.state[key] = _TopicState(end, firing)
         return out
 
-    def expire(self, watermark: datetime) -> list[dict[str, Any]]:
+    def on_timer(self, now: datetime) -> list[dict[str, Any]]:
         """Resolve episodes whose topic went silent: two hours past the last evaluated hour,
         the hour after it had no mention (or its window would have closed by now)."""
         out = []
         for key, st in self.state.items():
-            if st.firing is not None and st.last_end + 2 * self.window <= watermark:
+            if st.firing is not None and st.last_end + 2 * self.window <= now:
                 silent_end = st.last_end + self.window
                 out.append(self._resolve(st.firing, silent_end, 0.0, 0))
                 self.state[key] = _TopicState(silent_end, None)

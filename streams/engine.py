@@ -99,16 +99,43 @@ class KpiEngine:
         self._retained: dict[tuple[str, str, str], Window] = {}
         self._refs: dict[Position, int] = {}
 
+    # -- holds ---------------------------------------------------------------------------------
+    def retain(self, pos: Position) -> None:
+        """Hold ``pos`` once more (rules hold the events their state is built from)."""
+        self._refs[pos] = self._refs.get(pos, 0) + 1
+
+    def unretain(self, pos: Position, out: list[Position]) -> None:
+        """Drop one hold on ``pos``; append it to ``out`` when nothing holds it any more."""
+        left = self._refs[pos] - 1
+        if left:
+            self._refs[pos] = left
+        else:
+            del self._refs[pos]
+            out.append(pos)
+
     # -- input ---------------------------------------------------------------------------------
     def process(self, topic: str, event: Mapping[str, Any], tp: TP, offset: int
                 ) -> tuple[Outcome, list[Position]]:
         """Add one event. Returns its outcome and positions released right away."""
-        families = self._by_topic.get(topic)
         pos: Position = (tp, offset)
-        if not families:
-            return Outcome.IGNORED, [pos]
+        self.retain(pos)
+        outcome = self.add(topic, event, tp, offset)
+        released: list[Position] = []
+        self.unretain(pos, released)
+        return outcome, released
+
+    def add(self, topic: str, event: Mapping[str, Any], tp: TP, offset: int) -> Outcome:
+        """Add one event to its windows, which hold its position until they close. The caller
+        holds the position around the call (see :meth:`process`)."""
+        pos: Position = (tp, offset)
         ts: datetime = event["occurred_at"]
         wm = self.watermarks.get(tp)
+        # Every partition's watermark moves, KPI or not: rules' timers run on it too.
+        if wm is None or ts > wm:
+            self.watermarks[tp] = ts
+        families = self._by_topic.get(topic)
+        if not families:
+            return Outcome.IGNORED
         targets: list[tuple[KpiFamily, datetime, datetime, str, str]] = []
         for fam in families:
             key = fam.key(event)
@@ -117,10 +144,10 @@ class KpiEngine:
             start, end = fam.window.bounds(ts)
             targets.append((fam, start, end, key[0], key[1]))
         if not targets:
-            return Outcome.IGNORED, [pos]
+            return Outcome.IGNORED
         # Late if even the shortest window it would join has closed on this partition.
         if wm is not None and all(end + self.lateness <= wm for _, _, end, _, _ in targets):
-            return Outcome.LATE, [pos]
+            return Outcome.LATE
         event_id = str(event["event_id"])
         taken = 0
         duplicate = False
@@ -141,12 +168,10 @@ class KpiEngine:
             win.tps.add(tp)
             win.dirty = True
             taken += 1
-        if wm is None or ts > wm:
-            self.watermarks[tp] = ts
         if taken == 0:
-            return (Outcome.DUPLICATE if duplicate else Outcome.LATE), [pos]
+            return Outcome.DUPLICATE if duplicate else Outcome.LATE
         self._refs[pos] = self._refs.get(pos, 0) + taken
-        return Outcome.COUNTED, []
+        return Outcome.COUNTED
 
     # -- output --------------------------------------------------------------------------------
     def _record(self, win: Window, kpi: str, value: float, count: int, final: bool
@@ -165,12 +190,7 @@ class KpiEngine:
 
     def _release(self, win: Window, out: list[Position]) -> None:
         for pos in win.holds:
-            left = self._refs[pos] - 1
-            if left:
-                self._refs[pos] = left
-            else:
-                del self._refs[pos]
-                out.append(pos)
+            self.unretain(pos, out)
         win.holds = []
 
     def _is_due(self, win: Window) -> bool:

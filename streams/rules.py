@@ -49,6 +49,17 @@ def alert_record(*, rule: str, labels: Mapping[str, str], severity: str, status:
     }
 
 
+def kpi_record(*, kpi: str, window: str, start: datetime, end: datetime, area_code: str,
+               entity: str, value: float, sample_count: int, computed_at: datetime,
+               final: bool) -> dict[str, Any]:
+    """A KPI record (``ioc.kpi.v1``) computed by a rule rather than by a window."""
+    return {
+        "kpi": kpi, "window": window, "window_start": start, "window_end": end,
+        "area_code": area_code, "entity": entity, "value": float(value),
+        "sample_count": int(sample_count), "computed_at": computed_at, "is_final": final,
+    }
+
+
 @dataclass
 class _SegmentState:
     last_start: datetime
@@ -184,11 +195,11 @@ class CriticalEventRule(BaseRule):
         self.open[rec["alert_id"]] = rec
         return [rec]
 
-    def expire(self, watermark: datetime) -> list[dict[str, Any]]:
+    def on_timer(self, now: datetime) -> list[dict[str, Any]]:
         out = []
         for alert_id, rec in list(self.open.items()):
             end = rec["starts_at"] + self.auto_resolve
-            if end <= watermark:
+            if end <= now:
                 del self.open[alert_id]
                 out.append(dict(rec, status="resolved", ends_at=end, updated_at=end,
                                 summary=rec["summary"] + " — đã tự đóng sau "
