@@ -11,28 +11,47 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from ioc.connectors.producer import EventProducer, make_producer
 from ioc.connectors.sim_security_cyber import CyberSimulator, SecuritySimulator
 from ioc.connectors.simulator import TrafficSimulator
 from ioc.infra import reference, reference_cyber
+from ioc.infra.reference import ReferenceData
 from ioc.infra.settings import Settings
 
-DOMAINS = ("traffic", "security", "cyber")
 STEP = timedelta(seconds=10)
 
 
-def _interval_simulators(settings: Settings, domains: set[str], seed: int) -> list[Any]:
-    sims: list[Any] = []
-    areas = reference.load_areas(settings.reference_dir)
-    if "security" in domains:
-        sims.append(SecuritySimulator(areas, seed))
-    if "cyber" in domains:
-        sims.append(CyberSimulator(reference_cyber.load_topics(settings.reference_dir),
-                                   reference_cyber.load_systems(settings.reference_dir), seed,
-                                   areas=areas))
-    return sims
+class IntervalSimulator(Protocol):
+    def events_at(self, now: datetime, interval_s: float) -> list[Any]:
+        """Events with ``now - interval_s < occurred_at <= now``, in time order."""
+        ...
+
+
+def _security(ref: ReferenceData, seed: int) -> IntervalSimulator:
+    return SecuritySimulator(ref.areas, seed)
+
+
+def _cyber(ref: ReferenceData, seed: int) -> IntervalSimulator:
+    return CyberSimulator(reference_cyber.load_topics(ref.directory),
+                          reference_cyber.load_systems(ref.directory), seed, areas=ref.areas)
+
+
+INTERVAL_SIMULATORS: dict[str, Callable[[ReferenceData, int], IntervalSimulator]] = {
+    "security": _security,
+    "cyber": _cyber,
+}
+"""Subsystems whose events come from a model stepped every :data:`STEP` of simulated time
+(traffic is paced by ``--rate`` instead)."""
+
+DOMAINS = ("traffic", *INTERVAL_SIMULATORS)
+
+
+def _interval_simulators(settings: Settings, domains: set[str], seed: int
+                         ) -> list[IntervalSimulator]:
+    ref = reference.load_reference(settings.reference_dir)
+    return [make(ref, seed) for name, make in INTERVAL_SIMULATORS.items() if name in domains]
 
 
 def simulate_to_kafka(settings: Settings, domain: str, *, rate: float, duration_s: float,

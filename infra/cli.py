@@ -232,8 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rejected lines to print (all are counted)")
     s.set_defaults(func=cmd_produce)
 
+    from ioc.connectors.simulate import DOMAINS as SIM_DOMAINS
+
     s = sub.add_parser("simulate", help="produce realistic events for a subsystem")
-    s.add_argument("domain", nargs="+", choices=["traffic", "security", "cyber", "all"],
+    s.add_argument("domain", nargs="+", choices=[*SIM_DOMAINS, "all"],
                    help="one or more subsystems, or all")
     s.add_argument("--rate", type=float, default=50.0,
                    help="traffic readings per second (default 50); security and cyber events "

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException
@@ -126,15 +127,29 @@ def ensure_topics(settings: Settings, catalogue: Catalogue | None = None,
     return created, existing
 
 
+REFERENCE_LOADERS: tuple[Callable[[Any, str, Path | None], dict[str, int]], ...] = (
+    reference.load_into_clickhouse,
+    reference_cyber.load_into_clickhouse,
+)
+"""Each subsystem's ``load_into_clickhouse(client, db, directory)``: ``ioc setup`` runs them
+all, in order, after the migrations."""
+
+
+def load_reference_tables(client: Any, db: str, directory: Path | None = None
+                          ) -> dict[str, int]:
+    rows: dict[str, int] = {}
+    for load in REFERENCE_LOADERS:
+        rows.update(load(client, db, directory))
+    return rows
+
+
 def setup_clickhouse(settings: Settings, client: Any | None = None
                      ) -> tuple[list[str], dict[str, int]]:
     own = client is None
     client = client or connect(settings.clickhouse)
     try:
         applied = migrations.migrate(client, settings.database)
-        rows = reference.load_into_clickhouse(client, settings.database, settings.reference_dir)
-        rows.update(reference_cyber.load_into_clickhouse(client, settings.database,
-                                                         settings.reference_dir))
+        rows = load_reference_tables(client, settings.database, settings.reference_dir)
     finally:
         if own:
             client.close()

@@ -15,10 +15,9 @@ import clickhouse_connect
 import pytest
 from helpers import find_free_port_pair
 
-from ioc.infra import reference_cyber
 from ioc.infra.local_kafka import KafkaLauncherError, LocalKafka
 from ioc.infra.migrations import migrate
-from ioc.infra.reference import load_into_clickhouse
+from ioc.infra.runtime import load_reference_tables
 from ioc.infra.settings import Settings
 
 
@@ -57,7 +56,6 @@ def fresh_db(chdb_client: Any) -> Iterator[str]:
     """A new database with every migration applied and the shipped reference data loaded."""
     db = f"dash_{uuid.uuid4().hex[:12]}"
     migrate(chdb_client, db)
-    load_into_clickhouse(chdb_client, db)
-    reference_cyber.load_into_clickhouse(chdb_client, db)
+    load_reference_tables(chdb_client, db)
     yield db
     chdb_client.command(f"DROP DATABASE IF EXISTS {db} SYNC")
