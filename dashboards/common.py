@@ -334,13 +334,14 @@ def red_from(value: float) -> dashboard_model.DynamicConfigValue:
 
 def firing_table(title: str, sql: str, pos: dashboard_model.GridPos, place_label: str,
                  description: str, *, place_column: str = "area",
-                 place_width: int = 260) -> table_builder.Panel:
+                 place_width: int = 260, extra_labels: dict[str, str] | None = None
+                 ) -> table_builder.Panel:
     """The list of firing alerts every wall screen ends with: severity, summary, the place
     (``place_column``), since when, and who acknowledged it."""
     return table(
         title, sql, pos,
         labels={"severity": "Mức độ", "summary": "Nội dung", place_column: place_label,
-                "since": "Bắt đầu lúc", "acked_by": "Người xác nhận"},
+                "since": "Bắt đầu lúc", "acked_by": "Người xác nhận", **(extra_labels or {})},
         overrides={
             "severity": [dashboard_model.DynamicConfigValue("mappings", [SEVERITY_MAP]),
                          cell("color-background"), width(130)],

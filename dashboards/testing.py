@@ -125,6 +125,7 @@ def problems(dashboard_json: dict[str, Any], results: dict[str, PanelResult],
       rows sorted by time (the plugin needs that to split series);
     - stat: one row, at least one numeric column;
     - bargauge / barchart: a text column for the labels and a numeric column;
+    - geomap: numeric latitude/longitude columns and the columns its marker style names;
     - table: at least one column;
     - every column named in a ``byName`` override or the bar chart's ``xField`` must exist.
     """
@@ -167,6 +168,17 @@ def _shape_issues(res: PanelResult, panel: dict[str, Any]) -> list[str]:
             issues.append(f"{res.panel_type} needs a text label column: {cols}")
         if not numeric:
             issues.append(f"{res.panel_type} has no numeric column: {cols}")
+    elif res.panel_type == "geomap":
+        for layer in (panel.get("options") or {}).get("layers") or []:
+            loc = layer.get("location") or {}
+            for key in ("latitude", "longitude"):
+                if loc.get(key) and not _is_numeric(cols.get(loc[key], "")):
+                    issues.append(f"geomap layer needs numeric column {loc[key]!r}: {cols}")
+            style = (layer.get("config") or {}).get("style") or {}
+            for prop in ("color", "size", "text"):
+                name = (style.get(prop) or {}).get("field")
+                if name and name not in cols:
+                    issues.append(f"geomap style {prop} refers to missing column {name!r}")
     elif not res.columns:
         issues.append("no columns")
     referenced = [o["matcher"]["options"]

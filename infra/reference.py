@@ -30,6 +30,8 @@ class Area:
     population: int
     population_approx: bool
     valid_from: date
+    lat: float | None = None
+    lon: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,9 @@ def load_areas(directory: Path | None = None) -> dict[str, Area]:
             area = Area(r["code"].strip(), r["name_vi"].strip(), r["level"].strip(),
                         r["parent_code"].strip(), int(r["population"] or 0),
                         r["population_approx"].strip() in ("1", "true", "yes"),
-                        date.fromisoformat(r["valid_from"].strip()))
+                        date.fromisoformat(r["valid_from"].strip()),
+                        float(r["lat"]) if r.get("lat") else None,
+                        float(r["lon"]) if r.get("lon") else None)
         except ValueError as exc:
             raise ReferenceDataError(f"{path}:{line}: {exc}") from exc
         if not area.code or area.code in out:
@@ -121,9 +125,9 @@ def load_into_clickhouse(client: Any, db: str, directory: Path | None = None) ->
     client.insert(
         f"{db}.ref_areas",
         [[a.code, a.name_vi, a.level, a.parent_code, a.population, int(a.population_approx),
-          a.valid_from, now] for a in areas.values()],
+          a.valid_from, a.lat, a.lon, now] for a in areas.values()],
         column_names=["code", "name_vi", "level", "parent_code", "population",
-                      "population_approx", "valid_from", "loaded_at"],
+                      "population_approx", "valid_from", "lat", "lon", "loaded_at"],
     )
     client.command(f"TRUNCATE TABLE IF EXISTS {db}.ref_road_segments")
     client.insert(
