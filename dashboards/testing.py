@@ -17,8 +17,10 @@ database (a test's own) by rewriting the qualified name ``ioc.<table>`` only.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from ioc.dashboards.build import iter_panels, panel_queries
@@ -213,3 +215,85 @@ def layout_problems(dashboard_json: dict[str, Any]) -> tuple[list[str], int]:
                     found.append(f"{title} overlaps {cells[(x, y)]} at {(x, y)}")
                 cells[(x, y)] = title
     return found, len(cells)
+
+
+# -- data for dashboard and briefing tests ---------------------------------------------------
+
+
+def simulate_into(client: Any, db: str, start: datetime, end: datetime, *,
+                  domains: Iterable[str] | None = None, seed: int = 0,
+                  traffic_rate: float = 22 / 60, step_s: float = 60.0,
+                  reference_dir: Path | None = None) -> dict[str, int]:
+    """Fill database ``db`` as the pipeline would for simulated time ``[start, end)``.
+
+    The subsystems' simulators (``ioc simulate``'s own) produce the events; the real
+    :class:`~ioc.streams.processor.Processor` of every registered domain turns them into KPI
+    and alert records (handled in time order, ticked every ``step_s`` of event time, open
+    windows flushed at the end as the worker does); raw events, KPIs and alerts are inserted as
+    the sink would, with the latest record per key. No Kafka: the e2e tests prove that part.
+    Returns row counts per table.
+    """
+    from ioc.connectors.simulate import INTERVAL_SIMULATORS
+    from ioc.connectors.simulator import SimEvent, TrafficSimulator
+    from ioc.infra.reference import load_reference
+    from ioc.schemas.catalogue import Catalogue
+    from ioc.streams.processor import Processor
+    from ioc.streams.registry import build_domains
+
+    ref = load_reference(reference_dir)
+    wanted = set(domains) if domains is not None else {"traffic", *INTERVAL_SIMULATORS}
+    events: list[SimEvent] = []
+    if "traffic" in wanted:
+        sim = TrafficSimulator(ref.segments, seed=seed)
+        events.extend(sim.stream(start, rate=traffic_rate,
+                                 duration_s=(end - start).total_seconds()))
+    sims = [make(ref, seed) for name, make in INTERVAL_SIMULATORS.items() if name in wanted]
+    t = start
+    while t < end:
+        t = min(t + timedelta(seconds=step_s), end)
+        for s in sims:
+            events.extend(s.events_at(t, step_s))
+    events = [e for e in events if e.occurred_at < end]
+    events.sort(key=lambda e: e.occurred_at)
+    clock = [start]
+    proc = Processor(build_domains(ref), timedelta(minutes=2), lambda: clock[0])
+    kpis: dict[tuple[Any, ...], dict[str, Any]] = {}
+    alerts: dict[tuple[str, datetime], dict[str, Any]] = {}
+
+    def take(step: Any) -> None:
+        for a in step.alerts:
+            alerts[(a["alert_id"], a["starts_at"])] = a
+        for r in step.kpis:
+            kpis[(r["kpi"], r["window"], r["area_code"], r["entity"], r["window_start"])] = r
+
+    next_tick = start + timedelta(seconds=step_s)
+    for offset, ev in enumerate(events):
+        while ev.occurred_at >= next_tick:
+            clock[0] = next_tick
+            take(proc.tick())
+            next_tick += timedelta(seconds=step_s)
+        take(proc.handle(ev.topic, ev.value, (ev.topic, 0), offset))
+    clock[0] = end
+    take(proc.tick())
+    for r in proc.flush():
+        kpis[(r["kpi"], r["window"], r["area_code"], r["entity"], r["window_start"])] = r
+    cat = Catalogue()
+    counts: dict[str, int] = {}
+    for topic in sorted({e.topic for e in events}):
+        fields = cat.get(topic).field_names
+        rows = [[e.value[f] for f in fields] + [topic, 0, i, end]
+                for i, e in enumerate(events) if e.topic == topic]
+        table = topic.removeprefix("ioc.").rsplit(".", 1)[0].replace(".", "_")
+        client.insert(f"{db}.{table}", rows,
+                      column_names=[*fields, "_topic", "_partition", "_offset", "_ingested_at"])
+        counts[table] = len(rows)
+    kpi_fields = cat.get("ioc.kpi.v1").field_names
+    if kpis:
+        client.insert(f"{db}.kpi", [[int(r[f]) if f == "is_final" else r[f] for f in kpi_fields]
+                                    for r in kpis.values()], column_names=kpi_fields)
+    alert_fields = cat.get("ioc.alert.v1").field_names
+    if alerts:
+        client.insert(f"{db}.alerts", [[a[f] for f in alert_fields] for a in alerts.values()],
+                      column_names=alert_fields)
+    counts["kpi"], counts["alerts"] = len(kpis), len(alerts)
+    return counts

@@ -171,6 +171,36 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                     speedup=args.speedup)
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from ioc.connectors.clickhouse import ClickHouseUnavailable, connect
+    from ioc.dashboards.briefing import make_report
+    from ioc.streams.windows import LOCAL_TZ
+
+    try:
+        at = date.fromisoformat(args.at) if args.at else datetime.now(LOCAL_TZ).date()
+    except ValueError:
+        print(f"ioc report: --at must be a date like 2026-11-30, got {args.at!r}",
+              file=sys.stderr)
+        return 2
+    try:
+        client = connect(settings.clickhouse)
+    except ClickHouseUnavailable as exc:
+        print(f"ioc report: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.out) if args.out else settings.data_dir / "reports"
+    try:
+        print(f"ioc report: collecting the {args.period} of {at} …", file=sys.stderr)
+        html_path, pdf_path = make_report(client, settings.database, args.period, at, out)
+    except ValueError as exc:
+        print(f"ioc report: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        client.close()
+    print(html_path)
+    print(pdf_path)
+    return 0
+
+
 def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
     from ioc.infra.local_kafka import KafkaLauncherError, LocalKafka
 
@@ -259,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-broker", action="store_true",
                    help="leave the local broker running at the end")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("report", help="a leadership briefing (Vietnamese HTML and PDF)")
+    s.add_argument("--period", choices=["day", "week", "month"], default="day")
+    s.add_argument("--at", help="a local date in the period (YYYY-MM-DD, default today)")
+    s.add_argument("--out", help="output folder (default $IOC_DATA_DIR/reports)")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("kafka", help="the local single-node Kafka broker")
     s.add_argument("action", choices=["up", "down", "status"])
