@@ -69,8 +69,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print("ioc run: topics missing: " + ", ".join(missing) + ". Run `ioc setup` first.",
               file=sys.stderr)
         return 1
-    print(f"ioc run: worker + sink on {settings.bootstrap} → {settings.clickhouse}"
-          + (f" (exits after {args.exit_when_idle:g}s idle)" if args.exit_when_idle else ""),
+    idle = f" (exits after {args.exit_when_idle:g}s idle)" if args.exit_when_idle else ""
+    if args.worker_only:
+        from ioc.infra.runtime import run_worker
+
+        print(f"ioc run: stream worker on {settings.bootstrap}{idle}", file=sys.stderr)
+        return run_worker(settings, exit_when_idle=args.exit_when_idle)
+    print(f"ioc run: worker + sink on {settings.bootstrap} → {settings.clickhouse}{idle}",
           file=sys.stderr)
     return run(settings, exit_when_idle=args.exit_when_idle)
 
@@ -252,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
                    help="exit once all input is consumed, windows and batches are flushed, and "
                         "nothing new arrived for SECONDS")
+    s.add_argument("--worker-only", action="store_true",
+                   help="run one more stream worker without a sink (scale-out: workers share "
+                        "the partitions of one consumer group; one `ioc run` keeps the sink)")
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(func=cmd_run)
 

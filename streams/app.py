@@ -30,7 +30,7 @@ from ioc.infra.metrics import Metrics
 from ioc.infra.reference import ReferenceData
 from ioc.infra.settings import Settings
 from ioc.schemas.serde import DecodeError, Serde
-from ioc.streams.engine import Position
+from ioc.streams.engine import TP, Position
 from ioc.streams.processor import Processor, Step
 from ioc.streams.registry import build_domains
 
@@ -104,6 +104,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     logical = {settings.topic(t): t for t in processor.topics}
     source = app.topic(*logical.keys(), value_serializer="raw", key_serializer="raw")
     held: dict[Position, EventT] = {}
+    owned: set[Any] = set()  # Faust TPs assigned to this worker now (see on_assigned)
     streams: list[Any] = []
     last_flush = [time.monotonic()]
     # Outputs (KPIs, alerts, dead letters) go through one batching confluent-kafka producer:
@@ -208,6 +209,14 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
             msg = event.message
             topic = logical.get(msg.topic, msg.topic)
             tp = (topic, msg.partition)
+            if msg.tp not in owned:
+                if msg.tp not in app.consumer.assignment():
+                    # Read before a rebalance took the partition away (the agent may still
+                    # hold a few such messages after on_revoked dropped the partition's
+                    # state): its new owner replays it; counting it here would rebuild a
+                    # partial window and publish it over the right one.
+                    continue
+                owned.add(msg.tp)  # assigned, and the signal has not reached us yet
             state.last_event_monotonic = time.monotonic()
             state.positions[(msg.topic, msg.partition)] = msg.offset
             in_counter(topic).inc()
@@ -248,13 +257,28 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
                 metrics.consumer_lag.labels("streams", logical_topic, str(tp.partition)).set(
                     max(lag, 0))
 
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types want positional-only
-    async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        revoked = args[0] if args else kwargs.get("revoked", set())
-        tps = {(logical.get(tp.topic, tp.topic), tp.partition) for tp in revoked}
+    def forget(tps: set[TP]) -> None:
         processor.drop_partitions(tps)
         for pos in [p for p in held if p[0] in tps]:
             del held[pos]
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types want positional-only
+    async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked = args[0] if args else kwargs.get("revoked", set())
+        owned.difference_update(revoked)
+        forget({(logical.get(tp.topic, tp.topic), tp.partition) for tp in revoked})
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs.get("assigned", set())
+        owned.clear()
+        owned.update(assigned)
+        # Anything still known about a partition not assigned now is stale: drop it too.
+        mine = {(logical.get(tp.topic, tp.topic), tp.partition) for tp in assigned}
+        stale = ({tp for tp in processor.engine.watermarks if tp not in mine}
+                 | {pos[0] for pos in held if pos[0] not in mine})
+        if stale:
+            forget(stale)
 
     async def flush_all() -> None:
         """Publish every pending window's current value (used before an idle exit)."""
