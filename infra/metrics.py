@@ -44,6 +44,12 @@ class Metrics:
         self.held_events = Gauge("ioc_stream_held_events",
                                  "Events held (not yet committable) by open windows",
                                  registry=registry)
+        self.stalled = Gauge("ioc_stream_stalled",
+                             "1 when the watchdog found the worker stalled (it then restarts)",
+                             registry=registry)
+        self.watchdog_restarts = Gauge("ioc_stream_watchdog_restarts",
+                                       "Times the watchdog restarted this worker process",
+                                       registry=registry)
         self.alerts_emitted = Counter("ioc_alerts_emitted", "Alert state changes emitted",
                                       ["rule", "status"], registry=registry)
 

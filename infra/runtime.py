@@ -328,25 +328,35 @@ class SinkProcess:
             self.proc.terminate()
             self.proc.join(10)
 
+    def kill(self) -> None:
+        """Stop at once (a restart): the sink commits only what it stored, so nothing is lost
+        and its successor reads on from there."""
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(10)
+
 
 # -- the worker --------------------------------------------------------------------------------
 
 def run_worker(settings: Settings, exit_when_idle: float | None = None,
                registry: CollectorRegistry | None = None,
                input_done: Any | None = None,
-               watchdog: Callable[[], str | None] | None = None) -> int:
+               watchdog: Callable[[], str | None] | None = None,
+               children: Callable[[], None] = lambda: None) -> int:
     """Run the Faust worker in this process until stopped (or idle). Returns an exit code.
 
     With ``exit_when_idle``, the worker exits once it has read everything on its partitions,
     nothing new came for that many seconds and every pending window was published; if
     ``input_done`` (a ``threading.Event``) is given, idleness only counts after it is set.
     ``watchdog`` is asked every two seconds whether a companion process failed; if it returns a
-    message, the worker stops and the exit code is 1.
+    message, the worker stops and the exit code is 1. A stalled worker restarts itself in
+    place (:mod:`ioc.infra.watchdog`) after ``children`` stopped the companion processes.
     """
     import asyncio
 
     import faust
 
+    from ioc.infra.watchdog import maybe_inject_fault
     from ioc.streams.app import create_app, sleep_until_idle
 
     registry = registry or CollectorRegistry()
@@ -366,6 +376,8 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
     out = Producer(producer_config(settings.bootstrap, **{"linger.ms": 50}))
     app, state = create_app(settings, reference=ref, metrics=metrics, serde=serde,
                             restored_alerts=restored, producer=out)
+    stall_watch = _start_watchdog(settings, state, metrics, serde, restored, children)
+    maybe_inject_fault(app)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True, loop=loop,
@@ -397,9 +409,34 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
     except SystemExit as exc:
         code = int(exc.code or 0)
     finally:
+        stall_watch.stop()
         out.flush(10)
         out.close()  # no reconnect attempts (and log noise) once the worker is done
     return 1 if failed else code
+
+
+def _start_watchdog(settings: Settings, state: Any, metrics: Metrics, serde: Serde,
+                    restored: list[dict[str, Any]], children: Callable[[], None]) -> Any:
+    from confluent_kafka import Producer
+
+    from ioc.connectors.producer import producer_config
+    from ioc.infra.watchdog import Watchdog, restart_in_place, restarts_so_far
+    from ioc.streams.app import ALERT_TOPIC
+
+    alerts = Producer(producer_config(settings.bootstrap))
+
+    def publish(rec: dict[str, Any]) -> None:
+        alerts.produce(settings.topic(ALERT_TOPIC), key=rec["alert_id"].encode(),
+                       value=serde.encode(ALERT_TOPIC, rec))
+        alerts.flush(10)
+
+    dog = Watchdog(state, group=f"{settings.topic_prefix}ioc-streams",
+                   stall_after=settings.stall_timeout_s, lag=lambda: state.lag_total,
+                   publish=publish, on_stall=lambda _reason: restart_in_place(children),
+                   stalled_gauge=metrics.stalled, restored=restored)
+    metrics.watchdog_restarts.set(restarts_so_far())
+    dog.start()
+    return dog
 
 
 def run(settings: Settings, exit_when_idle: float | None = None) -> int:
@@ -407,7 +444,8 @@ def run(settings: Settings, exit_when_idle: float | None = None) -> int:
     sink = SinkProcess(settings)
     sink.start()
     try:
-        code = run_worker(settings, exit_when_idle, watchdog=sink.problem)
+        code = run_worker(settings, exit_when_idle, watchdog=sink.problem,
+                          children=sink.kill)
     except BaseException:
         sink.stop()
         raise

@@ -17,6 +17,8 @@ Environment names (all optional):
 - ``IOC_CLICKHOUSE_DATABASE`` — database name (default ``ioc``).
 - ``IOC_REFERENCE_DIR`` — folder with ``areas.csv`` and ``road_segments.csv`` (default: the
   files shipped in ``infra/reference``, Quảng Nam's 18 district-level units).
+- ``IOC_STALL_TIMEOUT_S`` — the stream worker's watchdog restarts a worker whose event loop or
+  backlog made no progress for this long (default 60 s; see ``ioc.infra.watchdog``).
 
 Components receive a ``Settings`` instance; they never read the environment themselves.
 """
@@ -41,6 +43,7 @@ class Settings:
     topic_prefix: str = ""
     database: str = "ioc"
     reference_dir: Path | None = None
+    stall_timeout_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +60,7 @@ class Settings:
             topic_prefix=env.get("IOC_TOPIC_PREFIX", d.topic_prefix),
             database=env.get("IOC_CLICKHOUSE_DATABASE", d.database),
             reference_dir=Path(env["IOC_REFERENCE_DIR"]) if env.get("IOC_REFERENCE_DIR") else None,
+            stall_timeout_s=float(env.get("IOC_STALL_TIMEOUT_S", d.stall_timeout_s)),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -66,6 +66,8 @@ class WorkerState:
 
     last_event_monotonic: float = field(default_factory=time.monotonic)
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    heartbeat: float = field(default_factory=time.monotonic)  # stamped by the tick timer
+    lag_total: int | None = None  # unread messages at the last lag reading
 
 
 def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics,
@@ -237,6 +239,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
 
     @app.timer(interval=tick_interval)
     async def advance() -> None:
+        state.heartbeat = time.monotonic()
         if not streams:
             return
         step = processor.tick()
@@ -251,7 +254,10 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         update_lag()
 
     def update_lag() -> None:
-        for tp, lag in partition_lags(app, state).items():
+        lags = partition_lags(app, state)
+        known = [lag for lag in lags.values() if lag is not None]
+        state.lag_total = sum(max(lag, 0) for lag in known) if known else None
+        for tp, lag in lags.items():
             logical_topic = logical.get(tp.topic)
             if logical_topic is not None and lag is not None:
                 metrics.consumer_lag.labels("streams", logical_topic, str(tp.partition)).set(
