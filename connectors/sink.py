@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from ioc.infra.metrics import Metrics
 from ioc.schemas.serde import DecodeError, Serde
@@ -189,10 +189,30 @@ class SinkRunner:
                 lat = (self.clock() - batch.oldest_event).total_seconds()
                 self.metrics.e2e_latency.labels(batch.mapping.topic).observe(max(lat, 0.0))
             self.rows_written += len(batch.rows)
-        self.consumer.commit(
-            offsets=[TopicPartition(t, p, o + 1) for (t, p), o in offsets.items()],
-            asynchronous=False)
+        self._commit([TopicPartition(t, p, o + 1) for (t, p), o in offsets.items()], stop)
         return count
+
+    def _commit(self, offsets: list[TopicPartition], stop: Callable[[], bool]) -> None:
+        """Commit after the write. While the broker or the group coordinator is away (a broker
+        restart), retry with backoff: the rows are stored, and committing late only means a
+        restart would re-read them (inserts are idempotent). If the group moved the partitions
+        meanwhile, their new owner re-reads from the last commit: let go."""
+        delay = 0.5
+        while True:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+                return
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                code = err.code() if isinstance(err, KafkaError) else None
+                if code in _REBALANCED:
+                    log.warning("commit skipped, partitions moved to another sink: %s", err)
+                    return
+                if stop():
+                    raise
+                log.warning("commit failed (%s); retrying in %.1fs", err, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def _write_with_retry(self, batch: Batch, stop: Callable[[], bool]) -> None:
         delay = 0.5
@@ -230,6 +250,10 @@ class SinkRunner:
         except KafkaException:
             return -1
         return total
+
+
+_REBALANCED = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
+               KafkaError.UNKNOWN_MEMBER_ID, KafkaError._ASSIGNMENT_LOST}
 
 
 def sink_consumer_config(bootstrap: str, group_id: str) -> dict[str, Any]:

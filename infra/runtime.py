@@ -278,7 +278,7 @@ def sink_main(settings: Settings, drain: Any, ready: Any, parent_pid: int) -> No
             if os.getppid() != parent_pid:
                 log.warning("parent process is gone; sink exits without committing more")
                 os._exit(3)
-            n = runner.poll_round()
+            n = runner.poll_round(stop=lambda: os.getppid() != parent_pid)
             if drain.is_set():
                 quiet_rounds = quiet_rounds + 1 if n == 0 else 0
                 if quiet_rounds >= 3 and runner.lag() == 0:
