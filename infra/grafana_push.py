@@ -86,8 +86,7 @@ def _call(url: str, action: str, fn: Callable[[], T]) -> T:
         return fn()
     except GrafanaUnauthorizedError:
         raise PushError(f"Grafana at {url} rejected the token (401 Unauthorized) while trying "
-                        f"to {action}; use a service-account token with the Editor role "
-                        "(Admin to create folders)") from None
+                        f"to {action}; use a service-account token with the Editor role") from None
     except GrafanaClientError as exc:
         if exc.status_code == 403:
             raise PushError(f"the token may not {action} in Grafana at {url} (403 Forbidden): "
