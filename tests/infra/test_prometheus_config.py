@@ -6,6 +6,8 @@ runs here: whether the rules fire on live data is not tested.)"""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -105,3 +107,20 @@ def test_prometheus_datasource_reads_its_url_from_the_environment() -> None:
     assert ds["url"] == "${IOC_PROMETHEUS_URL}" and ds["isDefault"] is False
     clickhouse = yaml.safe_load(build.generated_files()["datasources/clickhouse.yaml"])
     assert clickhouse["datasources"][0]["isDefault"] is True  # exactly one default
+
+
+PROMTOOL = shutil.which("promtool")
+RULES_TEST = Path(__file__).parent / "prometheus" / "rules_test.yml"
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian: apt-get install "
+                                              "prometheus); the checks above still ran")
+def test_promtool_accepts_the_config_and_every_rule_fires_and_stays_quiet() -> None:
+    """Prometheus's own checker and rule unit tests (tests/infra/prometheus/rules_test.yml):
+    each alert fires on a synthetic series at the documented time and not on a near miss."""
+    assert PROMTOOL is not None
+    for args in (["check", "config", str(PROMETHEUS_DIR / "prometheus.yml")],
+                 ["check", "rules", str(PROMETHEUS_DIR / "rules.yml")],
+                 ["test", "rules", str(RULES_TEST)]):
+        done = subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
