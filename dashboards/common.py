@@ -351,3 +351,20 @@ def firing_table(title: str, sql: str, pos: dashboard_model.GridPos, place_label
                          width(160)],
         },
         description=description)
+
+
+# -- wall conventions every dashboard is tested against (tests/dashboards/test_wall_rules.py) --
+
+PALETTE = ("green", "yellow", "orange", "red", "blue", "text")
+"""The only colours a wall dashboard uses (Grafana's named colours, so the theme decides the
+exact shade): green good, yellow/orange attention, red bad, blue neutral counts."""
+
+SEVERITY_COLOURS = {"critical": "red", "warning": "orange", "info": "blue"}
+"""One colour per alert severity on every screen (tables, bars, maps, stats)."""
+
+MIN_STAT_SIZE = (4, 4)
+"""Smallest stat panel, (columns, rows): 320 × 144 px on a 1920×1080 kiosk screen, so its number
+is readable from the back of the operations room."""
+
+MIN_PANEL_SIZE = (6, 5)
+"""Smallest chart, table or map, (columns, rows): 480 × 182 px."""

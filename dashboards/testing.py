@@ -17,6 +17,7 @@ database (a test's own) by rewriting the qualified name ``ioc.<table>`` only.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,10 +25,19 @@ from pathlib import Path
 from typing import Any
 
 from ioc.dashboards.build import iter_panels, panel_queries
-from ioc.dashboards.common import GRID_COLUMNS, WALL_ROWS
+from ioc.dashboards.common import (
+    GRID_COLUMNS,
+    MIN_PANEL_SIZE,
+    MIN_STAT_SIZE,
+    PALETTE,
+    SEVERITY_COLOURS,
+    TIMEZONE,
+    WALL_ROWS,
+)
 from ioc.dashboards.macros import expand_macros
 
-__all__ = ["PanelResult", "panel_queries", "problems", "rewrite_database", "run_panel_queries"]
+__all__ = ["PanelResult", "layout_problems", "panel_queries", "problems", "rewrite_database",
+           "run_panel_queries", "wall_problems"]
 
 _IOC_QUALIFIER = re.compile(r"\bioc\.(?=[A-Za-z_`])")
 _NUMERIC = ("Int", "UInt", "Float", "Decimal")
@@ -297,3 +307,106 @@ def simulate_into(client: Any, db: str, start: datetime, end: datetime, *,
                       column_names=alert_fields)
     counts["kpi"], counts["alerts"] = len(kpis), len(alerts)
     return counts
+def _has_diacritics(text: str) -> bool:
+    return any(unicodedata.decomposition(ch) for ch in text if ch.isalpha() and ord(ch) > 127)
+
+
+def _colours(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(where, colour) of every colour a field config (defaults or one override) sets."""
+    found: list[tuple[str, str]] = []
+    steps = ((config.get("thresholds") or {}).get("steps")) or []
+    found += [("threshold", s.get("color", "")) for s in steps]
+    for mapping in config.get("mappings") or []:
+        options = mapping.get("options") or {}
+        results = ([options["result"]] if "result" in options
+                   else [r for r in options.values() if isinstance(r, dict)])
+        found += [("mapping", r["color"]) for r in results if r.get("color")]
+    colour = config.get("color") or {}
+    if colour.get("fixedColor"):
+        found.append(("fixed colour", colour["fixedColor"]))
+    return found
+
+
+def _override_config(override: dict[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for prop in override.get("properties") or []:
+        config[prop.get("id")] = prop.get("value")
+    return config
+
+
+def wall_problems(dashboard_json: dict[str, Any]) -> list[str]:
+    """Break the wall conventions? (:mod:`ioc.dashboards.common`: one kiosk screen, sizes,
+    palette, severity colours; Vietnamese titles; self-refreshing.) Returns the problems.
+
+    - the grid fits one 1920x1080 kiosk screen without overlap (:func:`layout_problems`);
+    - stat panels at least :data:`MIN_STAT_SIZE`, other panels :data:`MIN_PANEL_SIZE`;
+    - the dashboard's and every panel's title carries Vietnamese diacritics;
+    - ``refresh`` is set (5 s to 5 min), the time zone is Asia/Ho_Chi_Minh, it is read-only;
+    - every colour (thresholds, value mappings, fixed colours, map markers) is in
+      :data:`PALETTE`; a value or series named after a severity has that severity's colour
+      (:data:`SEVERITY_COLOURS`); threshold steps start at −∞ and increase.
+    """
+    found, _ = layout_problems(dashboard_json)
+    title = dashboard_json.get("title", "")
+    if not _has_diacritics(title):
+        found.append(f"dashboard title {title!r} has no Vietnamese diacritics")
+    refresh = dashboard_json.get("refresh") or ""
+    m = re.fullmatch(r"([1-9][0-9]*)([smh])", refresh)
+    seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)] if m else 0
+    if not 5 <= seconds <= 300:
+        found.append(f"refresh {refresh!r} is not between 5s and 5m")
+    if dashboard_json.get("timezone") != TIMEZONE:
+        found.append(f"time zone {dashboard_json.get('timezone')!r} is not {TIMEZONE}")
+    if dashboard_json.get("editable") is not False:
+        found.append("dashboard is editable (wall dashboards are code: read-only)")
+    for panel in iter_panels(dashboard_json):
+        name = panel.get("title", "")
+        if not _has_diacritics(name):
+            found.append(f"panel title {name!r} has no Vietnamese diacritics")
+        g = panel["gridPos"]
+        min_w, min_h = MIN_STAT_SIZE if panel.get("type") == "stat" else MIN_PANEL_SIZE
+        if g["w"] < min_w or g["h"] < min_h:
+            found.append(f"{name}: {panel.get('type')} panel {g['w']}×{g['h']} is smaller than "
+                         f"{min_w}×{min_h}")
+        field_config = panel.get("fieldConfig") or {}
+        configs = [("defaults", field_config.get("defaults") or {})]
+        configs += [(f"override {o.get('matcher', {}).get('options')!r}", _override_config(o))
+                    for o in field_config.get("overrides") or []]
+        for where, config in configs:
+            steps = ((config.get("thresholds") or {}).get("steps")) or []
+            values = [s.get("value") for s in steps]
+            if values and (values[0] is not None or any(
+                    v is None for v in values[1:]) or values[1:] != sorted(set(values[1:]))):
+                found.append(f"{name} ({where}): threshold steps {values} must start at "
+                             "null (−∞) and increase")
+            for kind, colour in _colours(config):
+                if colour not in PALETTE:
+                    found.append(f"{name} ({where}): {kind} colour {colour!r} is not in the "
+                                 f"palette {PALETTE}")
+        found += _severity_colour_problems(panel, configs, SEVERITY_COLOURS)
+        for layer in (panel.get("options") or {}).get("layers") or []:
+            style = ((layer.get("config") or {}).get("style") or {})
+            fixed = (style.get("color") or {}).get("fixed")
+            if fixed and fixed not in PALETTE:
+                found.append(f"{name}: map marker colour {fixed!r} is not in the palette")
+    return found
+
+
+def _severity_colour_problems(panel: dict[str, Any], configs: list[tuple[str, dict[str, Any]]],
+                              severity_colours: dict[str, str]) -> list[str]:
+    found = []
+    name = panel.get("title", "")
+    for where, config in configs:
+        for mapping in config.get("mappings") or []:
+            for key, result in (mapping.get("options") or {}).items():
+                want = severity_colours.get(key)
+                if want and isinstance(result, dict) and result.get("color") != want:
+                    found.append(f"{name} ({where}): severity {key!r} shown in "
+                                 f"{result.get('color')!r}, not {want!r}")
+    for override in (panel.get("fieldConfig") or {}).get("overrides") or []:
+        key = (override.get("matcher") or {}).get("options")
+        want = severity_colours.get(key) if isinstance(key, str) else None
+        fixed = (_override_config(override).get("color") or {}).get("fixedColor")
+        if want and fixed and fixed != want:
+            found.append(f"{name}: series {key!r} drawn in {fixed!r}, not {want!r}")
+    return found

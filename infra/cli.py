@@ -8,6 +8,8 @@
     ioc demo [--duration S]       everything at once on this machine, with a live summary
     ioc kafka up|down|status      the local single-node Kafka broker (KRaft)
     ioc dashboards build [--check] generate Grafana provisioning files
+    ioc dashboards push --url U --token T   folders, dashboards, wall playlists into Grafana
+    ioc wall show|urls            the video wall profile: screens, kiosk URLs
 
 Settings come from the environment (see ``ioc.infra.settings``): IOC_DATA_DIR,
 IOC_KAFKA_BOOTSTRAP, IOC_CLICKHOUSE_URL, …
@@ -25,6 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ioc.infra import cli_wall
 from ioc.infra.settings import Settings
 
 EXIT_USAGE = 2
@@ -232,6 +235,8 @@ def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
     from ioc.dashboards.build import PROVISIONING_DIR, build_all, check
 
+    if args.action == "push":
+        return cli_wall.cmd_push(args, settings)
     if args.check:
         stale = check(PROVISIONING_DIR)
         if stale:
@@ -309,9 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_kafka)
 
     s = sub.add_parser("dashboards", help="Grafana dashboards as code")
-    s.add_argument("action", choices=["build"])
+    s.add_argument("action", choices=["build", "push"])
     s.add_argument("--check", action="store_true", help="fail if committed files are stale")
+    cli_wall.add_push_arguments(s)
     s.set_defaults(func=cmd_dashboards)
+
+    cli_wall.add_wall_parser(sub)
     return p
 
 

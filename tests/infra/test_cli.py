@@ -16,7 +16,7 @@ import pytest
 from ioc.schemas.catalogue import Catalogue
 
 IOC = str(Path(sys.executable).parent / "ioc")
-COMMANDS = ["setup", "run", "produce", "simulate", "sql", "demo", "kafka", "dashboards"]
+COMMANDS = ["setup", "run", "produce", "simulate", "sql", "demo", "kafka", "dashboards", "wall"]
 
 
 def ioc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
