@@ -302,7 +302,8 @@ class SinkProcess:
         deadline = time.monotonic() + timeout
         while not self.ready.wait(0.5):
             if not self.proc.is_alive():
-                raise RuntimeError(f"sink process exited with code {self.proc.exitcode}")
+                raise RuntimeError(f"sink process exited with code {self.proc.exitcode}; "
+                                   "see its log lines above")
             if time.monotonic() > deadline:
                 raise RuntimeError("sink process did not start in time")
 
@@ -357,7 +358,7 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
     import faust
 
     from ioc.infra.watchdog import maybe_inject_fault
-    from ioc.streams.app import create_app, sleep_until_idle
+    from ioc.streams.app import OUTPUT_PRODUCER, create_app, sleep_until_idle
 
     registry = registry or CollectorRegistry()
     metrics = Metrics(registry)
@@ -373,7 +374,7 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
 
     from ioc.connectors.producer import producer_config
 
-    out = Producer(producer_config(settings.bootstrap, **{"linger.ms": 50}))
+    out = Producer(producer_config(settings.bootstrap, **OUTPUT_PRODUCER))
     app, state = create_app(settings, reference=ref, metrics=metrics, serde=serde,
                             restored_alerts=restored, producer=out)
     stall_watch = _start_watchdog(settings, state, metrics, serde, restored, children)
@@ -430,7 +431,16 @@ def _start_watchdog(settings: Settings, state: Any, metrics: Metrics, serde: Ser
                        value=serde.encode(ALERT_TOPIC, rec))
         alerts.flush(10)
 
-    dog = Watchdog(state, group=f"{settings.topic_prefix}ioc-streams",
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+
+    def broker_ok() -> bool:
+        try:
+            admin.list_topics(timeout=5)
+            return True
+        except KafkaException:
+            return False
+
+    dog = Watchdog(state, group=f"{settings.topic_prefix}ioc-streams", broker_ok=broker_ok,
                    stall_after=settings.stall_timeout_s, lag=lambda: state.lag_total,
                    publish=publish, on_stall=lambda _reason: restart_in_place(children),
                    stalled_gauge=metrics.stalled, restored=restored)
@@ -442,7 +452,12 @@ def _start_watchdog(settings: Settings, state: Any, metrics: Metrics, serde: Ser
 def run(settings: Settings, exit_when_idle: float | None = None) -> int:
     """``ioc run``: sink child process + Faust worker here."""
     sink = SinkProcess(settings)
-    sink.start()
+    try:
+        sink.start()
+    except RuntimeError as exc:
+        sink.stop()
+        log.error("the ClickHouse sink process exited before it was ready: %s", exc)
+        return 1
     try:
         code = run_worker(settings, exit_when_idle, watchdog=sink.problem,
                           children=sink.kill)

@@ -9,8 +9,9 @@ the worker process, so it keeps running when the event loop does not. Every seco
   every second; no stamp for ``stall_after`` seconds means the loop is blocked;
 * **progress on a backlog** — the offsets the agent has read (``WorkerState.positions``). If
   the last lag reading showed unread messages and no position moved for ``stall_after``
-  seconds, the agent is stuck. (Committed offsets are the wrong signal: they legitimately wait
-  an hour while an hourly window holds its events.)
+  seconds, the agent is stuck — provided the broker answers (``broker_ok``): while Kafka itself
+  is away (a restart) the worker is waiting, not stalled. (Committed offsets are the wrong
+  signal: they legitimately wait an hour while an hourly window holds its events.)
 
 On a stall it sets ``ioc_stream_stalled`` to 1, publishes a critical ``platform.worker_stalled``
 alert (Vietnamese summary) straight to the alert topic with its own producer, logs the reason,
@@ -63,11 +64,12 @@ class Watchdog(threading.Thread):
                  lag: Callable[[], int | None], publish: Callable[[dict[str, Any]], None],
                  on_stall: Callable[[str], None], stalled_gauge: Any,
                  restored: list[dict[str, Any]] | None = None,
+                 broker_ok: Callable[[], bool] = lambda: True,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         super().__init__(name="ioc-watchdog", daemon=True)
         self.state, self.group, self.stall_after = state, group, stall_after
         self.lag, self.publish, self.on_stall = lag, publish, on_stall
-        self.gauge, self.clock = stalled_gauge, clock
+        self.gauge, self.clock, self.broker_ok = stalled_gauge, clock, broker_ok
         self._stop = threading.Event()
         self._first_heartbeat = state.heartbeat
         self._armed = False
@@ -97,7 +99,7 @@ class Watchdog(threading.Thread):
         if now - self.state.heartbeat > self.stall_after:
             return (f"event loop blocked for {now - self.state.heartbeat:.0f} s", last_move)
         backlog = self.lag()
-        if backlog and now - last_move > self.stall_after:
+        if backlog and now - last_move > self.stall_after and self.broker_ok():
             return (f"{backlog} messages waiting and no progress for {now - last_move:.0f} s",
                     last_move)
         return None, last_move

@@ -70,6 +70,12 @@ class WorkerState:
     lag_total: int | None = None  # unread messages at the last lag reading
 
 
+OUTPUT_PRODUCER: dict[str, Any] = {"linger.ms": 50, "message.timeout.ms": 0}
+"""Producer settings of the worker's outputs: batch for 50 ms, and never give up on a message
+(0 = no timeout) — a broker restart delays outputs instead of failing them; only permanent
+errors (authorisation, a deleted topic) fail, and then the worker stops without acknowledging."""
+
+
 def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics,
                serde: Serde | None = None,
                restored_alerts: list[Mapping[str, Any]] | None = None,
@@ -111,7 +117,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     last_flush = [time.monotonic()]
     # Outputs (KPIs, alerts, dead letters) go through one batching confluent-kafka producer:
     # far cheaper per record than Faust's producer, and flushed before any offset moves on.
-    out = producer or Producer(producer_config(settings.bootstrap, **{"linger.ms": 50}))
+    out = producer or Producer(producer_config(settings.bootstrap, **OUTPUT_PRODUCER))
     unflushed = [False]  # something was produced since the last flush
     pending_ack: list[Position] = []
     failures: list[str] = []
@@ -163,7 +169,18 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
             if unflushed[0]:
                 unflushed[0] = False
                 loop = asyncio.get_running_loop()
-                remaining = await loop.run_in_executor(loop_executor, out.flush, 60.0)
+                waited = 0.0
+                while True:
+                    # The output producer never times a message out (OUTPUT_PRODUCER): while
+                    # the broker is away (a restart) the worker waits here, acknowledging
+                    # nothing, and carries on when it is back.
+                    remaining = await loop.run_in_executor(loop_executor, out.flush, 5.0)
+                    if not remaining or failures:
+                        break
+                    waited += 5.0
+                    if waited % 30 == 0:
+                        log.warning("waiting %.0f s for Kafka to confirm %d outputs", waited,
+                                    remaining)
                 if remaining or failures:
                     # Do not acknowledge: crash, and let the restarted worker replay from the
                     # last committed offsets (at-least-once; outputs are idempotent).

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from ioc.connectors.producer import EventProducer, make_producer
 
@@ -119,7 +119,14 @@ class Pipeline:
         try:
             md = c.list_topics(name, timeout=10).topics[name]
             tps = [TopicPartition(name, p) for p in md.partitions]
-            return sum(max(tp.offset, 0) for tp in c.committed(tps, timeout=10))
+            for attempt in range(30):  # the coordinator may be (re)loading after a restart
+                try:
+                    return sum(max(tp.offset, 0) for tp in c.committed(tps, timeout=10))
+                except KafkaException:
+                    if attempt == 29:
+                        raise
+                    time.sleep(1)
+            raise AssertionError("unreachable")
         finally:
             c.close()
 

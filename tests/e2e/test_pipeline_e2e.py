@@ -268,4 +268,5 @@ def test_run_stops_with_an_error_when_the_sink_dies(pipeline: Pipeline) -> None:
         if run.poll() is None:
             pipeline.kill(run)
     assert run.returncode == 1
+    # (on a loaded machine the kill may land before the sink was ready: same outcome)
     assert "ClickHouse sink process exited" in out
