@@ -35,9 +35,12 @@ Episodes (seed-chosen places, never hard-coded):
   (revision 1) for that district's latest month brings progress to 0.8 × elapsed share + 3
   points — the alert resolves. Later months of that district are normal again.
 * **Report missing**: one other district's report for the missing month (preferring
-  ``budget_revenue``) is not in the backfill, so ``econ.report_missing`` fires as soon as the
-  worker has read the backfill. **Live, at t0 + 12 min** the report arrives late (revision 0)
-  and the alert resolves.
+  ``budget_revenue``) is not in the backfill, so ``econ.report_missing`` fires once the worker
+  has read the backfill and its timer clock (event time) has passed the deadline: at once in
+  ``ioc demo``, whose other subsystems' live events carry that clock to the present; with
+  ``ioc simulate econ`` alone, at the first live report (the correction, t0 + 6 min), since
+  the backfill's newest report is days old. **Live, at t0 + 12 min** the report arrives late
+  (revision 0) and the alert resolves.
 
 Determinism: values and times are seeded from ``(seed, indicator, area, year)``; the episode
 times are relative to the anchor. Ids: ``sim-{seed}-econ-{indicator}-{area or 'tinh'}-{period}

@@ -21,8 +21,9 @@ KPIs — rule-computed running state (``kpi_record``), window ``ytd``: ``window_
 1st of the following month, local midnight), so there is one row per (KPI, area, indicator,
 year) and each new report replaces it. ``area_code`` = the report's area, ``entity`` = the
 indicator code, ``sample_count`` = the number of periods in the year to date; ``is_final``
-once the year is closed (see below). Records are published on the next timer tick after a change
-(``computed_at`` = the timer clock), never more than once per tick per key.
+once the year is closed (see below). Records are published on the next timer tick after a change,
+never more than once per tick per key; ``computed_at`` is the processor's timer clock (event
+time carried forward, never going back), so the newest state of a key always wins.
 
 - ``econ.ytd_value`` — the year to date by the indicator's aggregation: ``sum`` of the monthly
   figures (revenue, disbursement, exports, arrivals, new enterprises), ``average`` of them (CPI:
