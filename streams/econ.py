@@ -40,6 +40,8 @@ time carried forward, never going back), so the newest state of a key always win
   comparison). "The same months" are the months that have a report this year; each month of the
   previous year takes the report in force for it, or else the figure of ``econ_actuals.csv``;
   if any of those months has neither (or their total is not positive), no value is emitted.
+  The value published when the year closes is final (the previous year's reports are let go
+  a day later).
 
 Alerts (Vietnamese summaries naming the indicator, the place, the values and the threshold):
 
@@ -71,15 +73,17 @@ Alerts (Vietnamese summaries naming the indicator, the place, the values and the
 arrival. Y *closes* on 1 February Y+1 00:00 local (a month after December's deadline, for
 corrections): behind-plan episodes of Y resolve, KPIs of Y are re-published with
 ``is_final = 1``, no new alert concerns Y. Y's reports stay held for Y+1's year-on-year growth
-and are *released* when Y+1 closes (1 February Y+2): their state is dropped and later reports
-for Y are ignored. A report is therefore held at most about 25 months (a January report sent in
-January), and the topic's retention is :data:`RETENTION` (800 days) so that a restarted worker
-replays every held report and rebuilds the year to date exactly.
+and are *released* a day after Y+1 closes (2 February Y+2, once Y+1's final year-on-year growth
+is published): their state is dropped, later reports for Y are ignored, and Y+1's growth is no
+longer re-published. A report is therefore held at most about 25 months (a January report sent
+in January), and the topic's retention is :data:`RETENTION` (800 days) so that a restarted
+worker replays every held report and rebuilds the year to date exactly.
 
-**Restart.** ``restore`` reads the latest alert records: firing episodes are resumed, and
-records the alert log already holds (same or older ``updated_at`` for that alert) are not
-published again while held reports replay. Changing targets in the reference files takes effect
-at the next report of a series.
+**Restart.** The replay of the held reports rebuilds the same behind-plan episodes (their
+times are report times); ``restore`` reads the latest alert records, resumes firing
+missing-report episodes, and keeps records the alert log already holds (same or older
+``updated_at`` for that alert) from being published again during the replay. Changing targets
+in the reference files takes effect at the next report of a series.
 """
 
 from __future__ import annotations
@@ -144,8 +148,9 @@ def year_closes(year: int) -> datetime:
 
 
 def year_released(year: int) -> datetime:
-    """When ``year``'s reports are no longer needed (the next year closes)."""
-    return year_closes(year + 1)
+    """When ``year``'s reports are no longer needed: a day after the next year closed (that
+    day lets the next year's final year-on-year growth be published first)."""
+    return year_closes(year + 1) + timedelta(days=1)
 
 
 def number_vi(x: float) -> str:
@@ -214,6 +219,7 @@ class IndicatorRule(BaseRule):
         self.series: dict[SeriesKey, dict[str, Report]] = {}
         self.dirty: set[SeriesKey] = set()
         self.behind: dict[SeriesKey, dict[str, Any]] = {}
+        self.behind_clock: dict[SeriesKey, datetime] = {}
         self.missing: dict[MissingKey, dict[str, Any]] = {}
         self.checked: set[MissingKey] = set()
         self.owned: set[str] = set()
@@ -249,8 +255,9 @@ class IndicatorRule(BaseRule):
         return out
 
     def restore(self, alerts: Iterable[Mapping[str, Any]]) -> None:
-        """Resume firing episodes and remember what the alert log holds (see the module
-        docstring, "Restart")."""
+        """Remember what the alert log holds and resume firing missing-report episodes (see
+        the module docstring, "Restart"). Behind-plan state is rebuilt by the replay of the
+        held reports, which yields the same episodes."""
         mine = [a for a in alerts if a["rule"] in (BEHIND_PLAN_RULE, REPORT_MISSING_RULE)]
         for a in mine:
             mark = (a["updated_at"], _STATUS_RANK[a["status"]])
@@ -260,15 +267,7 @@ class IndicatorRule(BaseRule):
         for a in mine:
             if a["status"] != "firing" or self.logged[a["alert_id"]] != (a["updated_at"], 0):
                 continue  # not the latest state of its alert
-            if a["rule"] == BEHIND_PLAN_RULE:
-                # An episode of year Y starts at a report sent before Y closes (1 February
-                # Y+1): Y is the start's local year or the one before; the alert id says which.
-                local_year = a["starts_at"].astimezone(LOCAL_TZ).year
-                for year in (local_year, local_year - 1):
-                    key = (a["entity"], a["area_code"], year)
-                    if self._behind_shell(*key)["alert_id"] == a["alert_id"]:
-                        self.behind[key] = dict(a)
-            else:
+            if a["rule"] == REPORT_MISSING_RULE:
                 # starts_at is the deadline, 00:00 local on the 6th of the following month.
                 last = a["starts_at"].astimezone(LOCAL_TZ) - timedelta(days=GRACE_DAYS + 1)
                 if report_deadline(last.year, last.month) == a["starts_at"]:
@@ -344,11 +343,15 @@ class IndicatorRule(BaseRule):
         elapsed = ytd.last_month / 12
         threshold = BEHIND_FACTOR * elapsed
         firing = self.behind.get(key)
+        if progress >= threshold and firing is None:
+            return []
+        # Reports of one series may carry out-of-order times (a late upload keeps its
+        # submission time): an episode's timestamps never go back.
+        at = max(at, self.behind_clock.get(key, at))
+        self.behind_clock[key] = at
         if progress >= threshold:
-            if firing is None:
-                return []
-            del self.behind[key]
-            return [dict(firing, status="resolved", ends_at=at, updated_at=at, value=progress,
+            resolved = self.behind.pop(key)
+            return [dict(resolved, status="resolved", ends_at=at, updated_at=at, value=progress,
                          threshold=threshold,
                          summary=f"{meta.name_vi} {self._place(area)} đã đạt {progress:.0%} "
                                  f"kế hoạch năm {year} ({ytd.last_month}/12 tháng, tiến độ "
@@ -440,6 +443,7 @@ class IndicatorRule(BaseRule):
             self.holds.release(hold_key(key))
             del self.series[key]
             self.dirty.discard(key)
+            self.behind_clock.pop(key, None)
         for mk, firing in sorted(self.missing.items()):
             ind, area, period = mk
             year, month = int(period[:4]), int(period[5:])
@@ -472,7 +476,9 @@ class IndicatorRule(BaseRule):
             if meta.aggregation == "sum":
                 out.append(kpi_record(kpi=ELAPSED_SHARE_KPI, value=ytd.last_month / 12,
                                       **common))
-        if meta.aggregation == "sum":
+        if meta.aggregation == "sum" and now < year_released(year - 1):
+            # Once the previous year is let go its reports are gone (a restart no longer
+            # replays them): the year-on-year growth published until then stays.
             before = self._last_year(ind, area, year - 1, ytd.months)
             if before is not None and before > 0:
                 out.append(kpi_record(kpi=YOY_GROWTH_KPI, value=ytd.value / before - 1,
@@ -498,12 +504,14 @@ class IndicatorRule(BaseRule):
     def on_timer(self, now: datetime) -> list[Record]:
         quiet = not self._reports_since_tick
         self._reports_since_tick = False
-        out = self._close_years(now) + self._release_years(now)
+        out = self._close_years(now)
+        for key in sorted(self.dirty):
+            if now < year_released(key[2]):  # not a stray report of a year already let go
+                out.extend(self._kpis(key, now))
+        self.dirty.clear()
+        out.extend(self._release_years(now))
         if quiet and self.owned:
             out.extend(self._check_missing(now))
-        for key in sorted(self.dirty):
-            out.extend(self._kpis(key, now))
-        self.dirty.clear()
         return self._publish(out)
 
     def forget(self, keys: set[str]) -> None:
@@ -515,6 +523,8 @@ class IndicatorRule(BaseRule):
             self.dirty.discard(key)
         for key in [k for k in self.behind if k[0] in gone]:
             del self.behind[key]
+        for key in [k for k in self.behind_clock if k[0] in gone]:
+            del self.behind_clock[key]
         for mk in [k for k in self.missing if k[0] in gone]:
             del self.missing[mk]
         self.checked = {mk for mk in self.checked if mk[0] not in gone}

@@ -129,7 +129,7 @@ def test_calendar_is_local_and_deadline_is_five_days_after_month_end() -> None:
     assert report_deadline(2026, 10) == datetime(2026, 11, 5, 17, tzinfo=UTC)
     assert report_deadline(2026, 12) == datetime(2027, 1, 5, 17, tzinfo=UTC)
     assert year_closes(2026) == datetime(2027, 1, 31, 17, tzinfo=UTC)
-    assert year_released(2025) == year_closes(2026)
+    assert year_released(2025) == year_closes(2026) + timedelta(days=1)
 
 
 def test_vietnamese_number_format() -> None:
@@ -260,6 +260,17 @@ def test_behind_plan_fires_updates_and_resolves_with_a_corrected_report() -> Non
     assert again["alert_id"] == fired["alert_id"] and again["starts_at"] == local(2026, 6, 4)
 
 
+def test_an_episode_never_goes_back_in_time_with_out_of_order_reports() -> None:
+    h = Harness()
+    h.send("disb", "2026-01", 40.0, local(2026, 2, 3), area="513")
+    h.send("disb", "2026-02", 40.0, local(2026, 3, 3), area="513")
+    [fired] = h.send("disb", "2026-03", 10.0, local(2026, 4, 3), area="513")
+    # a correction uploaded late, stamped with its original (earlier) submission time
+    [resolved] = h.send("disb", "2026-03", 40.0, local(2026, 4, 2), area="513", revision=1)
+    assert resolved["status"] == "resolved"
+    assert resolved["ends_at"] == resolved["updated_at"] == fired["starts_at"]
+
+
 def test_behind_plan_resolves_when_the_year_closes_and_kpis_become_final() -> None:
     h = Harness(start=local(2026, 12, 1))
     h.send("disb", "2026-01", 10.0, local(2026, 12, 1), area="513")  # late but counts
@@ -353,6 +364,25 @@ def test_reports_are_held_until_the_next_year_closes() -> None:
     # a report for a released year is not held at all
     h.send("disb", "2026-02", 45.0, local(2028, 2, 3), area="513")
     assert h.released[-1] == (TP, 3)
+
+
+def test_yoy_is_final_at_the_close_and_not_recomputed_once_last_year_is_let_go() -> None:
+    h = Harness(start=local(2026, 2, 1))
+    h.send("disb", "2025-01", 50.0, local(2025, 2, 3), area="513")  # actuals say 30
+    h.send("disb", "2026-01", 40.0, local(2026, 2, 3), area="513")
+    h.tick()
+    assert h.kpi("econ.yoy_growth", "disb", "513")["value"] == 40 / 50 - 1
+    h.until(year_closes(2026))
+    final = h.kpi("econ.yoy_growth", "disb", "513")
+    assert (final["value"], final["is_final"]) == (40 / 50 - 1, True)
+    h.until(year_released(2025))
+    assert h.released == [(TP, 1)]  # 2025's report
+    # A worker started later replays 2026's report only: no growth against the actuals file.
+    later = Harness(start=h.clock[0])
+    later.send("disb", "2026-01", 40.0, local(2026, 2, 3), area="513")
+    later.until(year_released(2025) + timedelta(days=1))
+    assert later.kpi("econ.ytd_value", "disb", "513")["is_final"] is True
+    assert ("econ.yoy_growth", "513", "disb", month_start(2026, 1)) not in later.kpis
 
 
 def _history(h: Harness) -> None:
