@@ -221,7 +221,7 @@ class IndicatorRule(BaseRule):
         self.behind: dict[SeriesKey, dict[str, Any]] = {}
         self.behind_clock: dict[SeriesKey, datetime] = {}
         self.missing: dict[MissingKey, dict[str, Any]] = {}
-        self.checked: set[MissingKey] = set()
+        self.checked: dict[int, set[MissingKey]] = {}  # deadlines judged, by year
         self.owned: set[str] = set()
         self.closed: set[int] = set()
         self.logged: dict[str, tuple[datetime, int]] = {}
@@ -273,7 +273,7 @@ class IndicatorRule(BaseRule):
                 if report_deadline(last.year, last.month) == a["starts_at"]:
                     mk = (a["entity"], a["area_code"], f"{last.year}-{last.month:02d}")
                     self.missing[mk] = dict(a)
-                    self.checked.add(mk)
+                    self.checked.setdefault(last.year, set()).add(mk)
 
     # -- events ----------------------------------------------------------------------------------
     def _ignore(self, ind: str, why: str) -> list[Record]:
@@ -395,11 +395,12 @@ class IndicatorRule(BaseRule):
                 if not due <= now < due + self.lookback:
                     continue
                 period = f"{year}-{month:02d}"
+                judged = self.checked.setdefault(year, set())
                 for ind, area in self.required.get(year, ()):
                     mk = (ind, area, period)
-                    if ind not in self.owned or mk in self.checked:
+                    if ind not in self.owned or mk in judged:
                         continue
-                    self.checked.add(mk)
+                    judged.add(mk)
                     if period in self.series.get((ind, area, year), {}):
                         continue
                     meta = self.ref.indicators[ind]
@@ -456,7 +457,8 @@ class IndicatorRule(BaseRule):
                             summary=f"Ngừng theo dõi báo cáo "
                                     f"{self._missing_text(meta, area, year, month)}: năm {year} "
                                     "đã hết thời gian theo dõi."))
-        self.checked = {mk for mk in self.checked if now < year_released(int(mk[2][:4]))}
+        for year in [y for y in self.checked if now >= year_released(y)]:
+            del self.checked[year]
         return out
 
     def _kpis(self, key: SeriesKey, now: datetime) -> list[Record]:
@@ -527,7 +529,8 @@ class IndicatorRule(BaseRule):
             del self.behind_clock[key]
         for mk in [k for k in self.missing if k[0] in gone]:
             del self.missing[mk]
-        self.checked = {mk for mk in self.checked if mk[0] not in gone}
+        for year, judged in self.checked.items():
+            self.checked[year] = {mk for mk in judged if mk[0] not in gone}
 
 
 def econ_domain(ref: ReferenceData) -> Domain:
