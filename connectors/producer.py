@@ -30,6 +30,7 @@ PARTITION_KEYS: dict[str, str] = {
     "ioc.security.incident.v1": "area_code",
     "ioc.cyber.mention.v1": "topic",
     "ioc.cyber.security_event.v1": "system",
+    "ioc.econ.indicator_report.v1": "indicator_code",
 }
 
 

@@ -1,7 +1,9 @@
 """Pacing simulated events onto Kafka in real time (``ioc simulate``, ``ioc demo``).
 
-Traffic readings follow ``--rate``; security incidents and cyber events come at the rates of
-their own models (``events_at(now, interval)`` every 10 simulated seconds).
+Traffic readings follow ``--rate``; security incidents, cyber events and econ indicator reports
+come at the rates of their own models (``events_at(now, interval)`` every 10 simulated seconds;
+the econ model's first call also returns the plan year's reports so far, see
+:mod:`ioc.connectors.sim_econ`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from ioc.connectors.producer import EventProducer, make_producer
+from ioc.connectors.sim_econ import EconSimulator
 from ioc.connectors.sim_security_cyber import CyberSimulator, SecuritySimulator
 from ioc.connectors.simulator import TrafficSimulator
-from ioc.infra import reference, reference_cyber
+from ioc.infra import reference, reference_cyber, reference_econ
 from ioc.infra.reference import ReferenceData
 from ioc.infra.settings import Settings
 
@@ -38,9 +41,14 @@ def _cyber(ref: ReferenceData, seed: int) -> IntervalSimulator:
                           reference_cyber.load_systems(ref.directory), seed, areas=ref.areas)
 
 
+def _econ(ref: ReferenceData, seed: int) -> IntervalSimulator:
+    return EconSimulator(reference_econ.load_econ(ref.directory), ref.areas, seed)
+
+
 INTERVAL_SIMULATORS: dict[str, Callable[[ReferenceData, int], IntervalSimulator]] = {
     "security": _security,
     "cyber": _cyber,
+    "econ": _econ,
 }
 """Subsystems whose events come from a model stepped every :data:`STEP` of simulated time
 (traffic is paced by ``--rate`` instead)."""

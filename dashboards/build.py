@@ -33,7 +33,7 @@ from typing import Any
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 import ioc.infra
-from ioc.dashboards import cyber, overview, platform, security, traffic
+from ioc.dashboards import cyber, econ, overview, platform, security, traffic
 from ioc.dashboards.common import DATASOURCE_TYPE, DATASOURCE_UID, serialise, to_dict
 from ioc.dashboards.platform import PROMETHEUS_TYPE, PROMETHEUS_UID
 
@@ -42,6 +42,7 @@ DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "traffic": traffic.build,
     "security": security.build,
     "cyber": cyber.build,
+    "econ": econ.build,
     "platform": platform.build,
 }
 

@@ -146,6 +146,11 @@ RECORDS: dict[str, dict[str, Any]] = {
         "area_code": "", "system": "cong-dvc", "event_type": "ddos", "severity": "critical",
         "src_ip": "198.51.100.23",
         "description": "Tấn công từ chối dịch vụ vào Cổng Dịch vụ công"},
+    "ioc.econ.indicator_report.v1": {
+        "event_id": "stc-513-dtc-2026-10-r1", "occurred_at": T0, "source": "UBND-513",
+        "area_code": "513", "indicator_code": "public_investment_disbursement",
+        "period": "2026-10", "value": 38.5, "unit": "tỷ đồng",
+        "reporting_agency": "UBND huyện Thăng Bình", "revision": 1},
     FLOW: {
         "event_id": "flow-502-QL1A-km935-20261129T0730", "occurred_at": T0,
         "source": "SGTVT-QNA", "area_code": "502", "segment_id": "QL1A-km935",
