@@ -30,6 +30,9 @@ PARTITION_KEYS: dict[str, str] = {
     "ioc.security.incident.v1": "area_code",
     "ioc.cyber.mention.v1": "topic",
     "ioc.cyber.security_event.v1": "system",
+    "ioc.health.facility_status.v1": "facility_id",
+    "ioc.health.disease_case.v1": "area_code",
+    "ioc.edu.attendance.v1": "area_code",
 }
 
 
