@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from ioc.connectors.producer import EventProducer, make_producer
+from ioc.connectors.sim_health_edu import EduSimulator, HealthSimulator
 from ioc.connectors.sim_security_cyber import CyberSimulator, SecuritySimulator
 from ioc.connectors.simulator import TrafficSimulator
-from ioc.infra import reference, reference_cyber
+from ioc.infra import reference, reference_cyber, reference_health_edu
 from ioc.infra.reference import ReferenceData
 from ioc.infra.settings import Settings
 
@@ -38,9 +39,19 @@ def _cyber(ref: ReferenceData, seed: int) -> IntervalSimulator:
                           reference_cyber.load_systems(ref.directory), seed, areas=ref.areas)
 
 
+def _health(ref: ReferenceData, seed: int) -> IntervalSimulator:
+    return HealthSimulator(reference_health_edu.load_facilities(ref.directory), ref.areas, seed)
+
+
+def _edu(ref: ReferenceData, seed: int) -> IntervalSimulator:
+    return EduSimulator(reference_health_edu.load_schools(ref.directory), seed)
+
+
 INTERVAL_SIMULATORS: dict[str, Callable[[ReferenceData, int], IntervalSimulator]] = {
     "security": _security,
     "cyber": _cyber,
+    "health": _health,
+    "edu": _edu,
 }
 """Subsystems whose events come from a model stepped every :data:`STEP` of simulated time
 (traffic is paced by ``--rate`` instead)."""
