@@ -25,13 +25,15 @@ from typing import Any
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 import ioc.infra
-from ioc.dashboards import cyber, security, traffic
+from ioc.dashboards import cyber, edu, health, security, traffic
 from ioc.dashboards.common import DATASOURCE_TYPE, DATASOURCE_UID, serialise, to_dict
 
 DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "traffic": traffic.build,
     "security": security.build,
     "cyber": cyber.build,
+    "health": health.build,
+    "edu": edu.build,
 }
 
 GRAFANA_PROVISIONING_PATH = "/etc/grafana/provisioning"
