@@ -1,7 +1,8 @@
 """Pacing simulated events onto Kafka in real time (``ioc simulate``, ``ioc demo``).
 
-Traffic readings follow ``--rate``; security incidents and cyber events come at the rates of
-their own models (``events_at(now, interval)`` every 10 simulated seconds).
+Traffic readings follow ``--rate``; the other subsystems' events come at the rates of their own
+models (``events_at(now, interval)`` every 10 simulated seconds; the health and education models
+also send a few weeks of history on their first call).
 """
 
 from __future__ import annotations

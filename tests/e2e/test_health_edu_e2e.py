@@ -208,3 +208,31 @@ def test_health_and_education_kpis_and_alerts(pipeline: Pipeline) -> None:
     assert edu_rows["Tỷ lệ đi học theo địa bàn"] == 1
     assert edu_rows["Tỷ lệ đi học theo ngày (14 ngày)"] == 3  # Thursday, Friday, Saturday
     assert edu_rows["Cảnh báo giáo dục đang bật"] == 0
+
+
+def test_simulated_half_hour_shows_every_rule_firing_and_resolving(pipeline: Pipeline) -> None:
+    """What ``ioc simulate health edu`` + ``ioc run`` give a user: the history and half an hour
+    of live events, and every alert rule of both subsystems fired and resolved."""
+    sim = pipeline.ioc("simulate", "health", "edu", "--duration", "3", "--speedup", "600")
+    assert "(edu, health)" in sim.stdout
+    pipeline.run_until_idle()
+    got = pipeline.query(
+        raw="SELECT (SELECT count() FROM ioc.health_facility_status FINAL) AS statuses, "
+            "(SELECT count() FROM ioc.health_disease_case FINAL) AS cases, "
+            "(SELECT count() FROM ioc.edu_attendance FINAL) AS reports",
+        kpis="SELECT kpi, count() AS n FROM ioc.kpi FINAL GROUP BY kpi ORDER BY kpi",
+        alerts="SELECT rule, entity, status FROM ioc.alerts FINAL ORDER BY rule, starts_at")
+    raw = got["raw"][0]
+    assert raw["statuses"] > 500 and raw["cases"] > 300 and raw["reports"] > 500
+    assert int(sim.stdout.split()[0]) == raw["statuses"] + raw["cases"] + raw["reports"]
+    assert {r["kpi"] for r in got["kpis"]} == {
+        "health.bed_occupancy", "health.emergency_waiting", "health.icu_occupancy",
+        "health.cases", "health.cases_7d", "health.incidence_7d_per_100k",
+        "edu.attendance_rate", "edu.schools_reported", "edu.pupils_absent"}
+    assert [(a["rule"], a["entity"], a["status"]) for a in got["alerts"]
+            if a["rule"] != "health.bed_occupancy"] == [
+        ("edu.attendance_low", "", "resolved"),
+        ("health.outbreak", "hand_foot_mouth", "resolved"),
+        ("health.outbreak", "dengue", "firing")]
+    assert [a["status"] for a in got["alerts"] if a["rule"] == "health.bed_occupancy"] == [
+        "resolved"]
