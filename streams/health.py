@@ -59,7 +59,9 @@ Baseline: a day is evaluated only when the rule has seen its partition since bef
 days the evaluation needs (the first day a worker sees is taken as partial), and a 7-day value
 only when its 7 days were all seen: a new deployment starts alerting once it has 35 days of
 cases (agencies can send history first), and a restarted worker neither re-judges days it had
-judged nor judges days on partial history.
+judged nor judges days on partial history. (After a restart the first replayed case sets that
+start; if the oldest held day of a partition had no case at all, judging resumes that many days
+later — a partition of a province's case flow is rarely silent for a whole day.)
 
 State, exact on replay: every counted case is held (``Holds``) under ``area|disease|day``
 until that day leaves the 35-day span (the held span is the 35 closed days *D*−34 … *D* and
