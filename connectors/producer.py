@@ -31,6 +31,9 @@ PARTITION_KEYS: dict[str, str] = {
     "ioc.cyber.mention.v1": "topic",
     "ioc.cyber.security_event.v1": "system",
     "ioc.econ.indicator_report.v1": "indicator_code",
+    "ioc.health.facility_status.v1": "facility_id",
+    "ioc.health.disease_case.v1": "area_code",
+    "ioc.edu.attendance.v1": "area_code",
 }
 
 

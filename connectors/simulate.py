@@ -1,9 +1,10 @@
 """Pacing simulated events onto Kafka in real time (``ioc simulate``, ``ioc demo``).
 
-Traffic readings follow ``--rate``; security incidents, cyber events and econ indicator reports
-come at the rates of their own models (``events_at(now, interval)`` every 10 simulated seconds;
-the econ model's first call also returns the plan year's reports so far, see
-:mod:`ioc.connectors.sim_econ`).
+Traffic readings follow ``--rate``; the other subsystems' events come at the rates of their own
+models (``events_at(now, interval)`` every 10 simulated seconds). Models of slow subsystems also
+send history on their first call so their rules can fire and resolve in a short demo: the plan
+year's indicator reports so far (:mod:`ioc.connectors.sim_econ`), a few weeks of cases, statuses
+and attendance (:mod:`ioc.connectors.sim_health_edu`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any, Protocol
 
 from ioc.connectors.producer import EventProducer, make_producer
 from ioc.connectors.sim_econ import EconSimulator
+from ioc.connectors.sim_health_edu import EduSimulator, HealthSimulator
 from ioc.connectors.sim_security_cyber import CyberSimulator, SecuritySimulator
 from ioc.connectors.simulator import TrafficSimulator
-from ioc.infra import reference, reference_cyber, reference_econ
+from ioc.infra import reference, reference_cyber, reference_econ, reference_health_edu
 from ioc.infra.reference import ReferenceData
 from ioc.infra.settings import Settings
 
@@ -43,12 +45,20 @@ def _cyber(ref: ReferenceData, seed: int) -> IntervalSimulator:
 
 def _econ(ref: ReferenceData, seed: int) -> IntervalSimulator:
     return EconSimulator(reference_econ.load_econ(ref.directory), ref.areas, seed)
+def _health(ref: ReferenceData, seed: int) -> IntervalSimulator:
+    return HealthSimulator(reference_health_edu.load_facilities(ref.directory), ref.areas, seed)
+
+
+def _edu(ref: ReferenceData, seed: int) -> IntervalSimulator:
+    return EduSimulator(reference_health_edu.load_schools(ref.directory), seed)
 
 
 INTERVAL_SIMULATORS: dict[str, Callable[[ReferenceData, int], IntervalSimulator]] = {
     "security": _security,
     "cyber": _cyber,
     "econ": _econ,
+    "health": _health,
+    "edu": _edu,
 }
 """Subsystems whose events come from a model stepped every :data:`STEP` of simulated time
 (traffic is paced by ``--rate`` instead)."""

@@ -33,7 +33,7 @@ from typing import Any
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 import ioc.infra
-from ioc.dashboards import cyber, econ, overview, platform, security, traffic
+from ioc.dashboards import cyber, econ, edu, health, overview, platform, security, traffic
 from ioc.dashboards.common import DATASOURCE_TYPE, DATASOURCE_UID, serialise, to_dict
 from ioc.dashboards.platform import PROMETHEUS_TYPE, PROMETHEUS_UID
 
@@ -44,6 +44,8 @@ DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "cyber": cyber.build,
     "econ": econ.build,
     "platform": platform.build,
+    "health": health.build,
+    "edu": edu.build,
 }
 
 GRAFANA_PROVISIONING_PATH = "/etc/grafana/provisioning"

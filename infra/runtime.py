@@ -30,7 +30,13 @@ from confluent_kafka.admin import (
 from prometheus_client import CollectorRegistry
 
 from ioc.connectors.clickhouse import connect
-from ioc.infra import migrations, reference, reference_cyber, reference_econ
+from ioc.infra import (
+    migrations,
+    reference,
+    reference_cyber,
+    reference_econ,
+    reference_health_edu,
+)
 from ioc.infra.metrics import Metrics, serve
 from ioc.infra.settings import Settings
 from ioc.schemas.catalogue import Catalogue
@@ -131,6 +137,7 @@ REFERENCE_LOADERS: tuple[Callable[[Any, str, Path | None], dict[str, int]], ...]
     reference.load_into_clickhouse,
     reference_cyber.load_into_clickhouse,
     reference_econ.load_into_clickhouse,
+    reference_health_edu.load_into_clickhouse,
 )
 """Each subsystem's ``load_into_clickhouse(client, db, directory)``: ``ioc setup`` runs them
 all, in order, after the migrations."""

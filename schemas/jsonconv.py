@@ -2,14 +2,15 @@
 
 Agencies send JSON; the contract is Avro. Timestamps (``timestamp-millis`` fields) are accepted
 as ISO-8601 strings *with* an offset (``2026-11-29T07:30:00+07:00``) or as epoch milliseconds;
-a naive ISO string is rejected because its time zone would be a guess. Missing fields with a
+a naive ISO string is rejected because its time zone would be a guess. Calendar dates (``date``
+fields, e.g. a school day) are ISO ``YYYY-MM-DD`` strings. Missing fields with a
 default take it; unknown fields are rejected so a typo in a field name cannot silently drop data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ioc.schemas.catalogue import Catalogue, TopicSchema
@@ -57,8 +58,22 @@ def parse_timestamp(value: Any) -> datetime:
     raise ValueError(f"expected ISO-8601 with offset or epoch milliseconds, got {value!r}")
 
 
+def parse_date(value: Any) -> date:
+    """A calendar date from ISO ``YYYY-MM-DD`` (a local date: it has no time zone)."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}")
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
 def _is_timestamp(t: Any) -> bool:
     return isinstance(t, dict) and t.get("logicalType") == "timestamp-millis"
+
+
+def _is_date(t: Any) -> bool:
+    return isinstance(t, dict) and t.get("logicalType") == "date"
 
 
 def _convert(name: str, ftype: Any, value: Any) -> Any:
@@ -73,6 +88,8 @@ def _convert(name: str, ftype: Any, value: Any) -> Any:
         raise ValueError("must not be null")
     if _is_timestamp(ftype):
         return parse_timestamp(value)
+    if _is_date(ftype):
+        return parse_date(value)
     if isinstance(ftype, dict) and ftype.get("type") == "enum":
         if value not in ftype["symbols"]:
             raise ValueError(f"{value!r} is not one of {ftype['symbols']}")
@@ -132,11 +149,13 @@ def json_to_record(schema: TopicSchema, obj: Any) -> dict[str, Any]:
 
 
 def record_to_json(record: Mapping[str, Any]) -> dict[str, Any]:
-    """Inverse for display and files: datetimes as ISO-8601 UTC strings."""
+    """Inverse for display and files: datetimes as ISO-8601 UTC strings, dates as YYYY-MM-DD."""
     out: dict[str, Any] = {}
     for k, v in record.items():
         if isinstance(v, datetime):
             out[k] = v.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        elif isinstance(v, date):
+            out[k] = v.isoformat()
         elif isinstance(v, bytes):
             out[k] = v.hex()
         else:
@@ -144,4 +163,5 @@ def record_to_json(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Catalogue", "ConversionError", "json_to_record", "parse_timestamp", "record_to_json"]
+__all__ = ["Catalogue", "ConversionError", "json_to_record", "parse_date", "parse_timestamp",
+           "record_to_json"]

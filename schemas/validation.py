@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ioc.schemas.checks_econ import CHECKS as _ECON_CHECKS
+from ioc.schemas.checks_health_edu import CHECKS as _HEALTH_EDU_CHECKS
 from ioc.schemas.checks_security_cyber import CHECKS as _SECURITY_CYBER_CHECKS
 
 Check = Callable[[Mapping[str, Any]], list[str]]
@@ -53,6 +54,7 @@ _CHECKS: dict[str, list[Check]] = {
 # Subsystems keep their checks in their own modules; they are merged here.
 _CHECKS.update(_SECURITY_CYBER_CHECKS)
 _CHECKS.update(_ECON_CHECKS)
+_CHECKS.update(_HEALTH_EDU_CHECKS)
 
 
 def semantic_errors(topic: str, record: Mapping[str, Any]) -> list[str]:

@@ -10,6 +10,8 @@ from ioc.infra.reference import ReferenceData
 from ioc.streams.cyber import cyber_domain
 from ioc.streams.domain import Domain
 from ioc.streams.econ import econ_domain
+from ioc.streams.edu import edu_domain
+from ioc.streams.health import health_domain
 from ioc.streams.security import security_domain
 from ioc.streams.traffic import traffic_domain
 
@@ -20,4 +22,6 @@ def build_domains(ref: ReferenceData) -> list[Domain]:
         security_domain(ref),
         cyber_domain(ref),
         econ_domain(ref),
+        health_domain(ref),
+        edu_domain(ref),
     ]

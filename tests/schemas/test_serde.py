@@ -9,7 +9,7 @@ import json
 import random
 import shutil
 import struct
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,19 @@ RECORDS: dict[str, dict[str, Any]] = {
         "area_code": "513", "indicator_code": "public_investment_disbursement",
         "period": "2026-10", "value": 38.5, "unit": "tỷ đồng",
         "reporting_agency": "UBND huyện Thăng Bình", "revision": 1},
+    "ioc.health.facility_status.v1": {
+        "event_id": "fs-bvdk-qnam-20261129T0730", "occurred_at": T0, "source": "SYT-QNA",
+        "area_code": "502", "facility_id": "bvdk-qnam", "beds_total": 700,
+        "beds_occupied": 652, "emergency_waiting": 11, "icu_total": 30, "icu_occupied": 27},
+    "ioc.health.disease_case.v1": {
+        "event_id": "cdc-2026-11-29-0144", "occurred_at": T0, "source": "CDC-QNA",
+        "area_code": "506", "case_id": "QNA-SXH-2026-01442", "disease": "dengue",
+        "classification": "confirmed", "onset_date": date(2026, 11, 26),
+        "age_group": "age_15_24", "hospitalized": True, "facility_id": "ttyt-506"},
+    "ioc.edu.attendance.v1": {
+        "event_id": "att-510-th-01-20261129", "occurred_at": T0, "source": "SGDDT-QNA",
+        "area_code": "510", "school_id": "510-th-01", "level": "primary",
+        "school_day": date(2026, 11, 29), "enrolled": 412, "present": 398},
     FLOW: {
         "event_id": "flow-502-QL1A-km935-20261129T0730", "occurred_at": T0,
         "source": "SGTVT-QNA", "area_code": "502", "segment_id": "QL1A-km935",
