@@ -76,6 +76,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    from ioc.connectors.privacy import (
+        PseudonymKeyError,
+        pre_send_transforms,
+        pseudonym_key,
+    )
     from ioc.connectors.producer import EventProducer, make_producer, produce_file
     from ioc.schemas.catalogue import Catalogue
 
@@ -89,7 +94,17 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ioc produce: file not found: {path}", file=sys.stderr)
         return EXIT_USAGE
     _kafka_needed(settings)
-    producer = EventProducer(make_producer(settings.bootstrap), topic_name=settings.topic)
+    # Personal data (a feedback reporter's name and phone) becomes a keyed pseudonym here,
+    # before any line is converted or sent.
+    pre_send = pre_send_transforms(settings)
+    if args.topic in pre_send:
+        try:
+            pseudonym_key(settings)  # a key problem stops the run before any line is sent
+        except PseudonymKeyError as exc:
+            print(f"ioc produce: {exc}", file=sys.stderr)
+            return 1
+    producer = EventProducer(make_producer(settings.bootstrap), topic_name=settings.topic,
+                             pre_send=pre_send)
     report = produce_file(producer, args.topic, path)
     for number, reason in report.rejected[: args.max_errors]:
         print(f"{path}:{number}: rejected: {reason}", file=sys.stderr)
