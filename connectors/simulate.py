@@ -1,7 +1,9 @@
 """Pacing simulated events onto Kafka in real time (``ioc simulate``, ``ioc demo``).
 
-Traffic readings follow ``--rate``; security incidents and cyber events come at the rates of
-their own models (``events_at(now, interval)`` every 10 simulated seconds).
+Traffic readings follow ``--rate``; security incidents, cyber events and citizen reports come at
+the rates of their own models (``events_at(now, interval)`` every 10 simulated seconds).
+Simulator factories receive the settings as well as the reference data: the feedback simulator
+pseudonymises its fake reporters with the deployment's key (``ioc.connectors.privacy``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from ioc.connectors import privacy
 from ioc.connectors.producer import EventProducer, make_producer
+from ioc.connectors.sim_feedback import FeedbackSimulator
 from ioc.connectors.sim_security_cyber import CyberSimulator, SecuritySimulator
 from ioc.connectors.simulator import TrafficSimulator
-from ioc.infra import reference, reference_cyber
+from ioc.infra import reference, reference_cyber, reference_feedback
 from ioc.infra.reference import ReferenceData
 from ioc.infra.settings import Settings
 
@@ -29,18 +33,25 @@ class IntervalSimulator(Protocol):
         ...
 
 
-def _security(ref: ReferenceData, seed: int) -> IntervalSimulator:
+def _security(ref: ReferenceData, seed: int, settings: Settings) -> IntervalSimulator:
     return SecuritySimulator(ref.areas, seed)
 
 
-def _cyber(ref: ReferenceData, seed: int) -> IntervalSimulator:
+def _cyber(ref: ReferenceData, seed: int, settings: Settings) -> IntervalSimulator:
     return CyberSimulator(reference_cyber.load_topics(ref.directory),
                           reference_cyber.load_systems(ref.directory), seed, areas=ref.areas)
 
 
-INTERVAL_SIMULATORS: dict[str, Callable[[ReferenceData, int], IntervalSimulator]] = {
+def _feedback(ref: ReferenceData, seed: int, settings: Settings) -> IntervalSimulator:
+    return FeedbackSimulator(ref.areas, reference_feedback.load_categories(ref.directory),
+                             reference_feedback.load_agencies(ref.directory), seed,
+                             pseudonym_key=privacy.pseudonym_key(settings))
+
+
+INTERVAL_SIMULATORS: dict[str, Callable[[ReferenceData, int, Settings], IntervalSimulator]] = {
     "security": _security,
     "cyber": _cyber,
+    "feedback": _feedback,
 }
 """Subsystems whose events come from a model stepped every :data:`STEP` of simulated time
 (traffic is paced by ``--rate`` instead)."""
@@ -51,7 +62,8 @@ DOMAINS = ("traffic", *INTERVAL_SIMULATORS)
 def _interval_simulators(settings: Settings, domains: set[str], seed: int
                          ) -> list[IntervalSimulator]:
     ref = reference.load_reference(settings.reference_dir)
-    return [make(ref, seed) for name, make in INTERVAL_SIMULATORS.items() if name in domains]
+    return [make(ref, seed, settings) for name, make in INTERVAL_SIMULATORS.items()
+            if name in domains]
 
 
 def simulate_to_kafka(settings: Settings, domain: str, *, rate: float, duration_s: float,
@@ -66,7 +78,8 @@ def simulate_to_kafka(settings: Settings, domain: str, *, rate: float, duration_
         raise ValueError(f"unknown simulation domain {domain!r}; choose from {DOMAINS} or all")
     if rate <= 0 or duration_s <= 0 or speedup <= 0:
         raise ValueError("--rate, --duration and --speedup must be positive")
-    producer = EventProducer(make_producer(settings.bootstrap), topic_name=settings.topic)
+    producer = EventProducer(make_producer(settings.bootstrap), topic_name=settings.topic,
+                             pre_send=privacy.pre_send_transforms(settings))
     # With speedup > 1 simulated time runs faster than the wall clock and is placed so that it
     # ends now: the demo replays e.g. 30 minutes of traffic in 3 (windows close, alerts fire).
     wall0 = datetime.now(UTC)

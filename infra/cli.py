@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("domain", nargs="+", choices=[*SIM_DOMAINS, "all"],
                    help="one or more subsystems, or all")
     s.add_argument("--rate", type=float, default=50.0,
-                   help="traffic readings per second (default 50); security and cyber events "
+                   help="traffic readings per second (default 50); the other subsystems "
                         "follow their own models")
     s.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
     s.add_argument("--seed", type=int, default=0)

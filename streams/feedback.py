@@ -179,6 +179,8 @@ class Report:
         self.area_code = ""
         self.category = "other"
         self.tp: TP | None = None
+        self.ever_closed = False
+        self._times: list[datetime] | None = None
 
     def add(self, event: Mapping[str, Any]) -> Fact | None:
         """Add one step; ``None`` if this event id was seen already."""
@@ -195,6 +197,8 @@ class Report:
             self.category = str(event["category"])
         bisect.insort(self.facts, fact)
         self.event_ids.add(event_id)
+        self.ever_closed = self.ever_closed or status in TERMINAL
+        self._times = None
         return fact
 
     def view(self, t: datetime | None = None) -> View:
@@ -225,13 +229,16 @@ class Report:
             v.submitted_at = self.facts[0].at
         return v
 
-    def overdue_times(self) -> set[datetime]:
-        """Every time the overdue state can change: steps, due times, due times + 3 days."""
-        times = {f.at for f in self.facts}
-        for f in self.facts:
-            if f.due_at is not None:
-                times.update((f.due_at, f.due_at + CRITICAL_AFTER))
-        return times
+    def overdue_times(self) -> list[datetime]:
+        """Every time the overdue state can change, sorted: steps, due times, due times +
+        3 days."""
+        if self._times is None:
+            times = {f.at for f in self.facts}
+            for f in self.facts:
+                if f.due_at is not None:
+                    times.update((f.due_at, f.due_at + CRITICAL_AFTER))
+            self._times = sorted(times)
+        return self._times
 
 
 # -- the feedback clock -----------------------------------------------------------------------
@@ -346,11 +353,13 @@ class FeedbackRules(BaseRule):
         self.reports: dict[str, Report] = {}
         self.released: dict[str, datetime] = {}  # report id → closed at (ignore stale re-sends)
         self._dirty: set[str] = set()
-        self._unsettled: set[str] = set()
+        self._next_check: dict[str, datetime] = {}  # report → next time its state may change
+        self._checks: list[tuple[datetime, str]] = []  # heap of the same (with stale entries)
         # feedback.overdue: the firing record and the time of the last record, per report
         self.overdue: dict[str, dict[str, Any]] = {}
         self.overdue_done: dict[str, datetime] = {}
         self._episode_due: dict[str, datetime] = {}
+        self._evaluated_to: dict[str, datetime] = {}
         # feedback.surge
         self.surge: dict[tuple[str, str], _Surge] = {}
         self._submission: dict[str, tuple[tuple[str, str], datetime]] = {}
@@ -399,7 +408,6 @@ class FeedbackRules(BaseRule):
         self.holds.hold(rid)
         self.released.pop(rid, None)
         self._dirty.add(rid)
-        self._unsettled.add(rid)
         if fact.status == "submitted":
             self._add_submission(rid, (str(event["area_code"]), str(event["category"])),
                                  fact.at)
@@ -429,18 +437,35 @@ class FeedbackRules(BaseRule):
         return severity, max(v.due_at, v.opened_at), v
 
     def _evaluate_overdue(self, clock: datetime, dirty: set[str]) -> list[Record]:
+        """Walk each report through the times its overdue state may change, up to the clock:
+        from its last record (or the start) when it got new steps, else from where the last
+        tick left it."""
+        todo_ids = {rid for rid in dirty if rid in self.reports}
+        while self._checks and self._checks[0][0] <= clock:
+            t, rid = heapq.heappop(self._checks)
+            if self._next_check.get(rid) == t:
+                todo_ids.add(rid)
         out: list[Record] = []
-        for rid in sorted(self._unsettled):
+        for rid in sorted(todo_ids):
             report = self.reports[rid]
             since = self.overdue_done.get(rid)
-            times = {t for t in report.overdue_times()
-                     if t <= clock and (since is None or t > since)}
+            if rid not in dirty:
+                done = self._evaluated_to.get(rid)
+                since = done if since is None or (done is not None and done > since) else since
+            times = report.overdue_times()
+            lo = 0 if since is None else bisect.bisect_right(times, since)
+            todo = times[lo:bisect.bisect_right(times, clock)]
             if rid in dirty and (since is None or clock > since):
-                times.add(clock)  # a step that came after the clock passed its time
-            for t in sorted(times):
+                todo.append(clock)  # a step that came after the clock passed its time
+            for t in todo:
                 out.extend(self._overdue_at(report, t))
-            if not any(t > clock for t in report.overdue_times()):
-                self._unsettled.discard(rid)
+            self._evaluated_to[rid] = clock
+            nxt = bisect.bisect_right(times, clock)
+            if nxt < len(times):
+                self._next_check[rid] = times[nxt]
+                heapq.heappush(self._checks, (times[nxt], rid))
+            else:
+                self._next_check.pop(rid, None)
         return out
 
     def _overdue_at(self, report: Report, t: datetime) -> list[Record]:
@@ -644,6 +669,8 @@ class FeedbackRules(BaseRule):
         # agency → [resolved, on time, hours, ratings sum, ratings]
         acc: dict[str, list[float]] = {}
         for report in self.reports.values():
+            if not report.ever_closed:
+                continue
             v = report.view(as_of)
             if v.status != "resolved" or v.closed_at is None or not start <= v.closed_at < end:
                 continue
@@ -690,10 +717,11 @@ class FeedbackRules(BaseRule):
         for rid in candidates:
             v = self.reports[rid].view()
             if (v.open or v.closed_at is None or v.closed_at >= cutoff or rid in self.overdue
-                    or rid in self._unsettled):
+                    or rid in self._next_check):
                 continue
             self.holds.release(rid)
             del self.reports[rid]
+            self._evaluated_to.pop(rid, None)
             self._remove_submission(rid)
             self.released[rid] = v.closed_at
 
@@ -727,8 +755,9 @@ class FeedbackRules(BaseRule):
             if report is not None and report.tp is not None:
                 tps.add(report.tp)
             self._remove_submission(rid)
-            self._unsettled.discard(rid)
+            self._next_check.pop(rid, None)
             self._dirty.discard(rid)
+            self._evaluated_to.pop(rid, None)
             self.overdue.pop(rid, None)
             self.overdue_done.pop(rid, None)
             self._episode_due.pop(rid, None)
