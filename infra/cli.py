@@ -240,7 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("produce", help="send a JSON-lines file as Avro events to a topic")
+    s = sub.add_parser("produce", help="send a JSON-lines file as Avro events to a topic",
+                       description="Send a JSON-lines file as Avro events to a topic. Lines of "
+                                   "ioc.feedback.report.v1 may carry reporter_name and "
+                                   "reporter_phone: they are replaced by a keyed pseudonym "
+                                   "(IOC_PSEUDONYM_KEY) and never sent; phone numbers in the "
+                                   "text are masked.")
     s.add_argument("topic", help="contract topic name, e.g. ioc.traffic.flow.v1")
     s.add_argument("--file", required=True, help="JSON lines, one event per line")
     s.add_argument("--max-errors", type=int, default=50,

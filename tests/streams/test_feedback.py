@@ -434,6 +434,16 @@ def test_restart_replays_held_events_without_repeating_alert_records() -> None:
     assert [(a["rule"], a["severity"]) for a in h2.alerts] == [(OVERDUE_RULE, "critical")]
 
 
+def test_report_topic_keeps_60_days_in_kafka() -> None:
+    from ioc.infra.runtime import topic_configs
+    from ioc.infra.settings import Settings
+    from ioc.schemas.catalogue import Catalogue
+
+    assert feedback_domain(REF).retention == {REPORT_TOPIC: timedelta(days=60)}
+    configs = topic_configs(Settings(topic_prefix="x."), Catalogue())
+    assert configs["x." + REPORT_TOPIC]["retention.ms"] == str(60 * 24 * 3600 * 1000)
+
+
 def test_no_output_before_any_report_is_seen() -> None:
     rule = FeedbackRules(REF.areas, {}, {})
     proc = Processor([Domain("feedback", (REPORT_TOPIC,), (), (rule,))],
