@@ -29,8 +29,8 @@ The model (approximate figures chosen for the demo, not statistics):
 
 Anchoring, backfill and episodes: the first call anchors the simulation at the start of its
 interval (``anchor``). The simulated world starts ``backfill`` (8 days) before the anchor, and
-the first call also returns every event of that world up to its ``now`` — about 650 reports
-and 2,500 events of history, so day-long rules have something to show. Scripted on top
+the first call also returns every event of that world up to its ``now`` — about 600 reports
+and 2,000 events of history, so day-long rules have something to show. Scripted on top
 (``episodes=True``), in seed-chosen areas:
 
 * **Flooding surge** — nine flooding reports in one area at anchor + 2, 3, 5, 6, 8, 10, 12, 13
