@@ -23,9 +23,12 @@ The model (approximate figures chosen for the demo, not statistics):
 * **Reporters** — every citizen report has a generated Vietnamese name and mobile number (a
   quarter of them from a pool of repeat reporters), a tenth are anonymous; field-officer reports
   have none. Some descriptions quote the citizen's number. Each report goes through
-  :func:`ioc.connectors.privacy.protect_report` with the deployment's pseudonym key **before**
-  it becomes an event: events carry only ``reporter_pseudonym`` and masked text, exactly like a
-  file sent with ``ioc produce``.
+  :func:`ioc.connectors.privacy.protect_report` **before** it becomes an event: events carry
+  only ``reporter_pseudonym`` and masked text, exactly like a file sent with ``ioc produce``.
+  The key: ``ioc simulate`` calls :meth:`FeedbackSimulator.configure` with the settings, so the
+  deployment's key (``IOC_PSEUDONYM_KEY`` or ``$IOC_DATA_DIR/pseudonym.key``) is used; without
+  it (tests, Kafka-free loaders) a key derived from the seed stands in — the reporters are
+  fictitious either way.
 
 Anchoring, backfill and episodes: the first call anchors the simulation at the start of its
 interval (``anchor``). The simulated world starts ``backfill`` (8 days) before the anchor, and
@@ -50,6 +53,7 @@ replay is deduplicated downstream. The pseudonyms depend on the key too.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from collections.abc import Mapping
@@ -57,10 +61,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ioc.connectors.privacy import protect_report
+from ioc.connectors.privacy import protect_report, pseudonym_key
 from ioc.connectors.simulator import LOCAL_TZ, SimEvent, _poisson, from_epoch_ms, to_epoch_ms
 from ioc.infra.reference import Area
 from ioc.infra.reference_feedback import FeedbackAgency, FeedbackCategory
+from ioc.infra.settings import Settings
 
 REPORT_TOPIC = "ioc.feedback.report.v1"
 
@@ -183,7 +188,7 @@ def _daytime(rng: random.Random, t: datetime) -> datetime:
 class FeedbackSimulator:
     def __init__(self, areas: Mapping[str, Area], categories: Mapping[str, FeedbackCategory],
                  agencies: Mapping[str, FeedbackAgency], seed: int = 0, *,
-                 pseudonym_key: bytes, report_rate_per_day: float = 80.0,
+                 pseudonym_key: bytes | None = None, report_rate_per_day: float = 80.0,
                  backfill: timedelta = timedelta(days=8), episodes: bool = True) -> None:
         local = {c: a for c, a in sorted(areas.items()) if a.level != "province"}
         if not local:
@@ -196,7 +201,7 @@ class FeedbackSimulator:
         self.categories = dict(sorted(categories.items()))
         self.agencies = agencies
         self.seed = seed
-        self.key = pseudonym_key
+        self.key = pseudonym_key or hashlib.sha256(f"ioc-simulation|{seed}".encode()).digest()
         self.rate = report_rate_per_day
         self.backfill = backfill
         self.episodes = episodes
@@ -210,6 +215,12 @@ class FeedbackSimulator:
         self._by_hour: dict[int, list[SimEvent]] = {}
         self._generated_to = -1  # submission hours generated so far (inclusive)
         self._served_to = -1  # event hours already handed out in full
+
+    def configure(self, settings: Settings) -> None:
+        """Use the deployment's pseudonym key (``ioc simulate`` calls this before any event)."""
+        if self.anchor is not None:
+            raise RuntimeError("configure the simulator before its first call")
+        self.key = pseudonym_key(settings)
 
     # -- people and text ---------------------------------------------------------------------
     def _person(self, rng: random.Random) -> tuple[str, str]:

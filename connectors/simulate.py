@@ -2,8 +2,9 @@
 
 Traffic readings follow ``--rate``; security incidents, cyber events and citizen reports come at
 the rates of their own models (``events_at(now, interval)`` every 10 simulated seconds).
-Simulator factories receive the settings as well as the reference data: the feedback simulator
-pseudonymises its fake reporters with the deployment's key (``ioc.connectors.privacy``).
+A simulator that needs deployment settings implements ``configure(settings)``
+(:class:`NeedsSettings`), called right after it is built: the feedback simulator takes the
+deployment's pseudonym key from there (``ioc.connectors.privacy``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ioc.connectors import privacy
 from ioc.connectors.producer import EventProducer, make_producer
@@ -33,22 +34,28 @@ class IntervalSimulator(Protocol):
         ...
 
 
-def _security(ref: ReferenceData, seed: int, settings: Settings) -> IntervalSimulator:
+@runtime_checkable
+class NeedsSettings(Protocol):
+    def configure(self, settings: Settings) -> None:
+        """Take what the simulator needs from the deployment's settings (before any event)."""
+        ...
+
+
+def _security(ref: ReferenceData, seed: int) -> IntervalSimulator:
     return SecuritySimulator(ref.areas, seed)
 
 
-def _cyber(ref: ReferenceData, seed: int, settings: Settings) -> IntervalSimulator:
+def _cyber(ref: ReferenceData, seed: int) -> IntervalSimulator:
     return CyberSimulator(reference_cyber.load_topics(ref.directory),
                           reference_cyber.load_systems(ref.directory), seed, areas=ref.areas)
 
 
-def _feedback(ref: ReferenceData, seed: int, settings: Settings) -> IntervalSimulator:
+def _feedback(ref: ReferenceData, seed: int) -> IntervalSimulator:
     return FeedbackSimulator(ref.areas, reference_feedback.load_categories(ref.directory),
-                             reference_feedback.load_agencies(ref.directory), seed,
-                             pseudonym_key=privacy.pseudonym_key(settings))
+                             reference_feedback.load_agencies(ref.directory), seed)
 
 
-INTERVAL_SIMULATORS: dict[str, Callable[[ReferenceData, int, Settings], IntervalSimulator]] = {
+INTERVAL_SIMULATORS: dict[str, Callable[[ReferenceData, int], IntervalSimulator]] = {
     "security": _security,
     "cyber": _cyber,
     "feedback": _feedback,
@@ -62,8 +69,11 @@ DOMAINS = ("traffic", *INTERVAL_SIMULATORS)
 def _interval_simulators(settings: Settings, domains: set[str], seed: int
                          ) -> list[IntervalSimulator]:
     ref = reference.load_reference(settings.reference_dir)
-    return [make(ref, seed, settings) for name, make in INTERVAL_SIMULATORS.items()
-            if name in domains]
+    sims = [make(ref, seed) for name, make in INTERVAL_SIMULATORS.items() if name in domains]
+    for sim in sims:
+        if isinstance(sim, NeedsSettings):
+            sim.configure(settings)
+    return sims
 
 
 def simulate_to_kafka(settings: Settings, domain: str, *, rate: float, duration_s: float,

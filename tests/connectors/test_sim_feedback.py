@@ -182,3 +182,21 @@ def test_the_rules_see_the_demo_episodes() -> None:
     history = [a for a in alerts if a["rule"] == OVERDUE_RULE and a["status"] == "resolved"
                and a["ends_at"] < ANCHOR]
     assert history
+
+
+def test_ioc_simulate_gives_it_the_deployment_key(tmp_path: Any) -> None:
+    from ioc.connectors.privacy import pseudonym_key
+    from ioc.connectors.simulate import INTERVAL_SIMULATORS, _interval_simulators
+    from ioc.infra.settings import Settings
+
+    settings = Settings(data_dir=tmp_path)
+    (built,) = _interval_simulators(settings, {"feedback"}, 3)
+    assert isinstance(built, FeedbackSimulator)
+    assert built.key == pseudonym_key(settings)
+    # built by the registry alone (Kafka-free loaders): a stand-in key from the seed
+    plain = INTERVAL_SIMULATORS["feedback"](REF, 3)
+    assert isinstance(plain, FeedbackSimulator) and plain.key != built.key
+    assert plain.key == INTERVAL_SIMULATORS["feedback"](REF, 3).key  # deterministic
+    plain.events_at(ANCHOR, 10)
+    with pytest.raises(RuntimeError):
+        plain.configure(settings)
