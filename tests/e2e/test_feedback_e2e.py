@@ -27,18 +27,39 @@ SURGE = T0 + 6 * D + 2 * H  # Sunday 8 Nov, 10:00 local
 LAST = T0 + 6 * D + 4 * H  # the last step in the file
 PHONE, NAME, OTHER_NAME = "0905 111 222", "Nguyễn Văn Phúc", "Trần Thị Lan"
 
-PANELS = r"""
+QUERIES = {
+    "raw": "SELECT * FROM ioc.feedback_report FINAL ORDER BY occurred_at",
+    "kpi": "SELECT kpi, `window`, toString(window_start) AS ws, toString(window_end) AS we, "
+           "area_code, entity, value, sample_count FROM ioc.kpi FINAL "
+           "WHERE kpi LIKE 'feedback.%'",
+    "alerts": "SELECT rule, entity, severity, status, toString(starts_at) AS starts, "
+              "toString(ends_at) AS ends, summary FROM ioc.alerts FINAL "
+              "WHERE domain = 'feedback'",
+    "other": "SELECT (SELECT count() FROM ioc.dead_letters FINAL) AS dead, "
+             "(SELECT groupArray(summary) FROM ioc.alerts FINAL) AS summaries",
+}
+
+# The queries above and every panel of the wall screen, in one process (one embedded engine).
+READ = r"""
 import json, sys
-from datetime import datetime
+from datetime import date, datetime
 from ioc.connectors.clickhouse import connect
 from ioc.dashboards.build import render_dict
 from ioc.dashboards.testing import problems, run_panel_queries
-url, start, end = sys.argv[1:4]
+url, start, end, queries = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+client = connect(url)
+def conv(v):
+    return v.isoformat() if isinstance(v, (date, datetime)) else v
+out = {}
+for name, sql in queries.items():
+    r = client.query(sql)
+    out[name] = [{c: conv(v) for c, v in zip(r.column_names, row)} for row in r.result_rows]
 board = render_dict("feedback")
-res = run_panel_queries(connect(url), "ioc", board, datetime.fromisoformat(start),
+res = run_panel_queries(client, "ioc", board, datetime.fromisoformat(start),
                         datetime.fromisoformat(end), strict=False)
-print(json.dumps({"problems": problems(board, res, require_rows=False),
-                  "rows": {t: len(r.rows) for t, r in res.items()}}, ensure_ascii=False))
+out["panels"] = {"problems": problems(board, res, require_rows=False),
+                 "rows": {t: len(r.rows) for t, r in res.items()}}
+print(json.dumps(out, ensure_ascii=False))
 """
 
 
@@ -117,18 +138,14 @@ def test_feedback_kpis_alerts_and_no_personal_data(pipeline: Pipeline, tmp_path:
                               for x in report_lines()), encoding="utf-8")
     sent = pipeline.ioc("produce", TOPIC, "--file", str(source))
     assert "23 events sent" in sent.stdout, sent.stdout + sent.stderr
-    pipeline.run_until_idle(4.0)
+    pipeline.run_until_idle(3.0)
 
-    got = pipeline.query(
-        raw="SELECT * FROM ioc.feedback_report FINAL ORDER BY occurred_at",
-        kpi="SELECT kpi, `window`, toString(window_start) AS ws, toString(window_end) AS we, "
-            "area_code, entity, value, sample_count FROM ioc.kpi FINAL "
-            "WHERE kpi LIKE 'feedback.%'",
-        alerts="SELECT rule, entity, severity, status, toString(starts_at) AS starts, "
-               "toString(ends_at) AS ends, summary FROM ioc.alerts FINAL "
-               "WHERE domain = 'feedback'",
-        other="SELECT (SELECT count() FROM ioc.dead_letters FINAL) AS dead, "
-              "(SELECT groupArray(summary) FROM ioc.alerts FINAL) AS summaries")
+    proc = subprocess.run([sys.executable, "-c", READ, pipeline.clickhouse_url,
+                           (LAST - 6 * H).isoformat(), (LAST + 10 * M).isoformat(),
+                           json.dumps(QUERIES)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout)
+    panels = got.pop("panels")
 
     # --- personal data: never stored, one pseudonym per person -------------------------------
     key = (pipeline.data_dir / "pseudonym.key")
@@ -200,11 +217,6 @@ def test_feedback_kpis_alerts_and_no_personal_data(pipeline: Pipeline, tmp_path:
                            ("resolved", 4.0, SURGE + H + 3 * M)]
 
     # --- every panel of the wall screen runs on what the pipeline stored -----------------------
-    proc = subprocess.run([sys.executable, "-c", PANELS, pipeline.clickhouse_url,
-                           (LAST - 6 * H).isoformat(), (LAST + 10 * M).isoformat()],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    panels = json.loads(proc.stdout)
     assert panels["problems"] == {}
     assert panels["rows"]["Phản ánh quá hạn"] == 1  # R7
     assert panels["rows"]["Tồn đọng theo đơn vị"] >= 9
