@@ -4,7 +4,10 @@ Traffic readings follow ``--rate``; the other subsystems' events come at the rat
 models (``events_at(now, interval)`` every 10 simulated seconds). Models of slow subsystems also
 send history on their first call so their rules can fire and resolve in a short demo: the plan
 year's indicator reports so far (:mod:`ioc.connectors.sim_econ`), a few weeks of cases, statuses
-and attendance (:mod:`ioc.connectors.sim_health_edu`).
+and attendance (:mod:`ioc.connectors.sim_health_edu`), eight days of citizen reports
+(:mod:`ioc.connectors.sim_feedback`). A simulator that needs deployment settings implements
+``configure(settings)`` (:class:`NeedsSettings`), called right after it is built: the feedback
+simulator takes the deployment's pseudonym key from there (``ioc.connectors.privacy``).
 """
 
 from __future__ import annotations
@@ -14,14 +17,22 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from ioc.connectors import privacy
 from ioc.connectors.producer import EventProducer, make_producer
 from ioc.connectors.sim_econ import EconSimulator
+from ioc.connectors.sim_feedback import FeedbackSimulator
 from ioc.connectors.sim_health_edu import EduSimulator, HealthSimulator
 from ioc.connectors.sim_security_cyber import CyberSimulator, SecuritySimulator
 from ioc.connectors.simulator import TrafficSimulator
-from ioc.infra import reference, reference_cyber, reference_econ, reference_health_edu
+from ioc.infra import (
+    reference,
+    reference_cyber,
+    reference_econ,
+    reference_feedback,
+    reference_health_edu,
+)
 from ioc.infra.reference import ReferenceData
 from ioc.infra.settings import Settings
 
@@ -31,6 +42,13 @@ STEP = timedelta(seconds=10)
 class IntervalSimulator(Protocol):
     def events_at(self, now: datetime, interval_s: float) -> list[Any]:
         """Events with ``now - interval_s < occurred_at <= now``, in time order."""
+        ...
+
+
+@runtime_checkable
+class NeedsSettings(Protocol):
+    def configure(self, settings: Settings) -> None:
+        """Take what the simulator needs from the deployment's settings (before any event)."""
         ...
 
 
@@ -51,6 +69,9 @@ def _health(ref: ReferenceData, seed: int) -> IntervalSimulator:
 
 def _edu(ref: ReferenceData, seed: int) -> IntervalSimulator:
     return EduSimulator(reference_health_edu.load_schools(ref.directory), seed)
+def _feedback(ref: ReferenceData, seed: int) -> IntervalSimulator:
+    return FeedbackSimulator(ref.areas, reference_feedback.load_categories(ref.directory),
+                             reference_feedback.load_agencies(ref.directory), seed)
 
 
 INTERVAL_SIMULATORS: dict[str, Callable[[ReferenceData, int], IntervalSimulator]] = {
@@ -59,6 +80,7 @@ INTERVAL_SIMULATORS: dict[str, Callable[[ReferenceData, int], IntervalSimulator]
     "econ": _econ,
     "health": _health,
     "edu": _edu,
+    "feedback": _feedback,
 }
 """Subsystems whose events come from a model stepped every :data:`STEP` of simulated time
 (traffic is paced by ``--rate`` instead)."""
@@ -69,7 +91,11 @@ DOMAINS = ("traffic", *INTERVAL_SIMULATORS)
 def _interval_simulators(settings: Settings, domains: set[str], seed: int
                          ) -> list[IntervalSimulator]:
     ref = reference.load_reference(settings.reference_dir)
-    return [make(ref, seed) for name, make in INTERVAL_SIMULATORS.items() if name in domains]
+    sims = [make(ref, seed) for name, make in INTERVAL_SIMULATORS.items() if name in domains]
+    for sim in sims:
+        if isinstance(sim, NeedsSettings):
+            sim.configure(settings)
+    return sims
 
 
 def simulate_to_kafka(settings: Settings, domain: str, *, rate: float, duration_s: float,
@@ -84,7 +110,8 @@ def simulate_to_kafka(settings: Settings, domain: str, *, rate: float, duration_
         raise ValueError(f"unknown simulation domain {domain!r}; choose from {DOMAINS} or all")
     if rate <= 0 or duration_s <= 0 or speedup <= 0:
         raise ValueError("--rate, --duration and --speedup must be positive")
-    producer = EventProducer(make_producer(settings.bootstrap), topic_name=settings.topic)
+    producer = EventProducer(make_producer(settings.bootstrap), topic_name=settings.topic,
+                             pre_send=privacy.pre_send_transforms(settings))
     # With speedup > 1 simulated time runs faster than the wall clock and is placed so that it
     # ends now: the demo replays e.g. 30 minutes of traffic in 3 (windows close, alerts fire).
     wall0 = datetime.now(UTC)

@@ -33,7 +33,17 @@ from typing import Any
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 import ioc.infra
-from ioc.dashboards import cyber, econ, edu, health, overview, platform, security, traffic
+from ioc.dashboards import (
+    cyber,
+    econ,
+    edu,
+    feedback,
+    health,
+    overview,
+    platform,
+    security,
+    traffic,
+)
 from ioc.dashboards.common import DATASOURCE_TYPE, DATASOURCE_UID, serialise, to_dict
 from ioc.dashboards.platform import PROMETHEUS_TYPE, PROMETHEUS_UID
 
@@ -43,9 +53,10 @@ DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "security": security.build,
     "cyber": cyber.build,
     "econ": econ.build,
-    "platform": platform.build,
     "health": health.build,
     "edu": edu.build,
+    "feedback": feedback.build,
+    "platform": platform.build,
 }
 
 GRAFANA_PROVISIONING_PATH = "/etc/grafana/provisioning"

@@ -84,6 +84,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    from ioc.connectors.privacy import (
+        PseudonymKeyError,
+        pre_send_transforms,
+        pseudonym_key,
+    )
     from ioc.connectors.producer import EventProducer, make_producer, produce_file
     from ioc.schemas.catalogue import Catalogue
 
@@ -97,7 +102,17 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ioc produce: file not found: {path}", file=sys.stderr)
         return EXIT_USAGE
     _kafka_needed(settings)
-    producer = EventProducer(make_producer(settings.bootstrap), topic_name=settings.topic)
+    # Personal data (a feedback reporter's name and phone) becomes a keyed pseudonym here,
+    # before any line is converted or sent.
+    pre_send = pre_send_transforms(settings)
+    if args.topic in pre_send:
+        try:
+            pseudonym_key(settings)  # a key problem stops the run before any line is sent
+        except PseudonymKeyError as exc:
+            print(f"ioc produce: {exc}", file=sys.stderr)
+            return 1
+    producer = EventProducer(make_producer(settings.bootstrap), topic_name=settings.topic,
+                             pre_send=pre_send)
     report = produce_file(producer, args.topic, path)
     for number, reason in report.rejected[: args.max_errors]:
         print(f"{path}:{number}: rejected: {reason}", file=sys.stderr)
@@ -268,7 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("produce", help="send a JSON-lines file as Avro events to a topic")
+    s = sub.add_parser("produce", help="send a JSON-lines file as Avro events to a topic",
+                       description="Send a JSON-lines file as Avro events to a topic. Lines of "
+                                   "ioc.feedback.report.v1 may carry reporter_name and "
+                                   "reporter_phone: they are replaced by a keyed pseudonym "
+                                   "(IOC_PSEUDONYM_KEY) and never sent; phone numbers in the "
+                                   "text are masked.")
     s.add_argument("topic", help="contract topic name, e.g. ioc.traffic.flow.v1")
     s.add_argument("--file", required=True, help="JSON lines, one event per line")
     s.add_argument("--max-errors", type=int, default=50,
@@ -281,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("domain", nargs="+", choices=[*SIM_DOMAINS, "all"],
                    help="one or more subsystems, or all")
     s.add_argument("--rate", type=float, default=50.0,
-                   help="traffic readings per second (default 50); security and cyber events "
+                   help="traffic readings per second (default 50); the other subsystems "
                         "follow their own models")
     s.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
     s.add_argument("--seed", type=int, default=0)

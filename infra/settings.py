@@ -19,6 +19,13 @@ Environment names (all optional):
   files shipped in ``infra/reference``, Quảng Nam's 18 district-level units).
 - ``IOC_STALL_TIMEOUT_S`` — the stream worker's watchdog restarts a worker whose event loop or
   backlog made no progress for this long (default 60 s; see ``ioc.infra.watchdog``).
+- ``IOC_PSEUDONYM_KEY`` — **secret**: the key of the keyed pseudonyms that replace citizens'
+  phone numbers and names before feedback reports are sent (``ioc.connectors.privacy``); at
+  least 16 characters, its UTF-8 bytes are the HMAC key. Every producer of one deployment must
+  use the same key, or one person gets several pseudonyms; changing it starts new pseudonyms.
+  When unset (the embedded default), a random key is generated once and kept in
+  ``$IOC_DATA_DIR/pseudonym.key`` (mode 0600), so pseudonyms are stable on that machine. The
+  value is held as a :class:`Secret` and never printed or logged.
 
 Components receive a ``Settings`` instance; they never read the environment themselves.
 """
@@ -27,8 +34,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret setting: ``repr``/``str`` never show it (settings end up in logs and
+    tracebacks); read it with :meth:`get_secret_value` where it is used."""
+
+    _value: str = field(repr=False)
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
 
 
 @dataclass(frozen=True)
@@ -44,6 +67,7 @@ class Settings:
     database: str = "ioc"
     reference_dir: Path | None = None
     stall_timeout_s: float = 60.0
+    pseudonym_key: Secret | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +85,8 @@ class Settings:
             database=env.get("IOC_CLICKHOUSE_DATABASE", d.database),
             reference_dir=Path(env["IOC_REFERENCE_DIR"]) if env.get("IOC_REFERENCE_DIR") else None,
             stall_timeout_s=float(env.get("IOC_STALL_TIMEOUT_S", d.stall_timeout_s)),
+            pseudonym_key=Secret(env["IOC_PSEUDONYM_KEY"]) if env.get("IOC_PSEUDONYM_KEY")
+            else None,
         )
 
     def with_(self, **changes: object) -> Settings:
@@ -82,6 +108,11 @@ class Settings:
     @property
     def kafka_dir(self) -> Path:
         return self.data_dir / "kafka"
+
+    @property
+    def pseudonym_key_file(self) -> Path:
+        """Where the generated pseudonym key lives when ``IOC_PSEUDONYM_KEY`` is unset."""
+        return self.data_dir / "pseudonym.key"
 
     @property
     def run_dir(self) -> Path:

@@ -16,10 +16,13 @@ def test_environment_overrides_every_setting(tmp_path: Path) -> None:
         "IOC_CLICKHOUSE_URL": "https://ro:pw@ch.example:8443", "IOC_TOPIC_PARTITIONS": "12",
         "IOC_METRICS_PORT": "0", "IOC_ALLOWED_LATENESS_S": "30", "IOC_TOPIC_PREFIX": "staging.",
         "IOC_CLICKHOUSE_DATABASE": "ioc_staging", "IOC_REFERENCE_DIR": str(tmp_path / "ref"),
-        "IOC_KAFKA_PORT": "29092"})
+        "IOC_KAFKA_PORT": "29092", "IOC_PSEUDONYM_KEY": "a-secret-of-20-chars"})
     assert not s.uses_local_kafka and s.bootstrap == "k1:9092,k2:9092"
     assert s.clickhouse == "https://ro:pw@ch.example:8443"
     assert (s.topic_partitions, s.metrics_port, s.allowed_lateness_s) == (12, 0, 30.0)
     assert s.topic("ioc.alert.v1") == "staging.ioc.alert.v1"
     assert s.database == "ioc_staging" and s.reference_dir == tmp_path / "ref"
     assert s.kafka_dir == tmp_path / "kafka" and s.kafka_port == 29092
+    assert s.pseudonym_key is not None
+    assert s.pseudonym_key.get_secret_value() == "a-secret-of-20-chars"
+    assert "a-secret" not in repr(s)  # settings may be logged; the key never is

@@ -164,6 +164,14 @@ RECORDS: dict[str, dict[str, Any]] = {
         "event_id": "att-510-th-01-20261129", "occurred_at": T0, "source": "SGDDT-QNA",
         "area_code": "510", "school_id": "510-th-01", "level": "primary",
         "school_day": date(2026, 11, 29), "enrolled": 412, "present": 398},
+    "ioc.feedback.report.v1": {
+        "event_id": "PA-261129-0042-1-assigned", "occurred_at": T0, "source": "TTGSDH-QNA",
+        "area_code": "503", "report_id": "PA-261129-0042", "status": "assigned",
+        "channel": "hotline", "category": "flooding",
+        "description": "Nước ngập sâu 0,5 m trên đường Hùng Vương", "address": "Tổ 4, Cẩm Phô",
+        "lat": 15.8794, "lon": 108.3350, "assigned_agency": "BCH-PCTT-QNA",
+        "due_at": T0 + timedelta(days=3), "rating": None,
+        "reporter_pseudonym": "3f9a0c5e7b21d846"},
     FLOW: {
         "event_id": "flow-502-QL1A-km935-20261129T0730", "occurred_at": T0,
         "source": "SGTVT-QNA", "area_code": "502", "segment_id": "QL1A-km935",
