@@ -121,6 +121,10 @@ class Query:
     def lit(self, t: datetime) -> str:
         return f"toDateTime64('{t.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}', 3, 'UTC')"
 
+    def area_names(self) -> dict[str, str]:
+        return {r["code"]: r["name_vi"] for r in
+                self.rows("SELECT code, name_vi FROM {db}.ref_areas FINAL")}
+
     def rows(self, sql: str) -> list[dict[str, Any]]:
         text = (sql.replace("{db}", self.db)
                 .replace("{start}", self.lit(self.period.start))
@@ -218,15 +222,17 @@ def _bucket_label(period: Period, t: datetime) -> str:
     return f"{t:%H}h" if period.kind == "day" else f"{t:%d/%m}"
 
 
-def _series(q: Query, sql: str, column: str) -> tuple[list[str], list[float], bool]:
-    """Values of ``column`` per bucket (0 where a bucket has no row); whether any row came."""
+def _series(q: Query, sql: str, column: str, missing: float = 0.0
+            ) -> tuple[list[str], list[float], bool]:
+    """Values of ``column`` per bucket (``missing`` where a bucket has no row: 0 for counts,
+    NaN — a gap in a line — for rates); whether any row came."""
     rows = q.rows(sql)
-    by_bucket = {r["b"]: float(r[column] or 0) for r in rows}
+    by_bucket = {r["b"]: float(r[column]) for r in rows if r[column] is not None}
     labels, values = [], []
     for t in _buckets(q.period):
         key = t.strftime("%Y-%m-%d %H")
         labels.append(_bucket_label(q.period, t))
-        values.append(by_bucket.get(key, 0.0))
+        values.append(by_bucket.get(key, missing))
     return labels, values, bool(rows)
 
 
@@ -326,24 +332,24 @@ def _security(q: Query) -> Section:
 
 def _rate_section(q: Query, title: str, kpi: str, window: str, label: str, target: float,
                   higher_is_better: bool = True, by: str = "entity",
-                  by_label: str = "Đơn vị") -> Section:
+                  by_label: str = "Đơn vị", where: str = "1") -> Section:
     """A rate KPI (weighted by ``sample_count``): the period's value against ``target``, a
     line over the period, and the latest value per ``by`` in a table."""
     labels, values, any_rows = _series(q, f"""
         SELECT {_local_bucket('window_start')} AS b,
                sum(value * sample_count) / nullIf(sum(sample_count), 0) AS v
         FROM {{db}}.kpi FINAL
-        WHERE kpi = '{kpi}' AND `window` = '{window}'
+        WHERE kpi = '{kpi}' AND `window` = '{window}' AND {where}
           AND window_end > {{start}} AND window_end <= {{end}} + INTERVAL 1 DAY
           AND window_start < {{end}}
         GROUP BY b ORDER BY b
-    """, "v")
+    """, "v", missing=float("nan"))
     if not any_rows:
         return Section(title, empty=True)
     latest = q.rows(f"""
         SELECT {by} AS k, argMax(value, window_end) AS v, argMax(sample_count, window_end) AS n
         FROM {{db}}.kpi FINAL
-        WHERE kpi = '{kpi}' AND `window` = '{window}' AND window_start < {{end}}
+        WHERE kpi = '{kpi}' AND `window` = '{window}' AND {where} AND window_start < {{end}}
           AND window_end > {{start}}
         GROUP BY k ORDER BY v {'ASC' if higher_is_better else 'DESC'}
     """)
@@ -359,10 +365,92 @@ def _rate_section(q: Query, title: str, kpi: str, window: str, label: str, targe
                                          f"mục tiêu {'≥' if higher_is_better else '<'} "
                                          f"{_pct(target, 0)}", good(overall))])
     sec.charts.append((f"{label} theo thời gian",
-                       _chart("line", labels, {label: [v or 0 for v in values]}, target=target,
-                              percent=True)))
+                       _chart("line", labels, {label: values}, target=target, percent=True)))
+    names = q.area_names() if by == "area_code" else {}
     sec.table = ([by_label, label, "Số mẫu"],
-                 [[str(r["k"] or "Toàn tỉnh"), _pct(r["v"]), _num(r["n"])] for r in latest[:12]])
+                 [[names.get(str(r["k"]), str(r["k"] or "Toàn tỉnh")), _pct(r["v"]),
+                   _num(r["n"])] for r in latest[:12]])
+    return sec
+
+
+def _econ(q: Query) -> Section:
+    """Province figures of the plan year at the end of the period: year to date against the
+    annual target and the pro-rata plan."""
+    rows = q.rows("""
+        SELECT k.entity AS code, any(i.name_vi) AS name, any(i.unit) AS unit,
+               argMaxIf(k.value, k.window_end, k.kpi = 'econ.ytd_value') AS ytd,
+               argMaxIf(k.value, k.window_end, k.kpi = 'econ.progress') AS progress,
+               argMaxIf(k.value, k.window_end, k.kpi = 'econ.elapsed_share') AS elapsed,
+               countIf(k.kpi = 'econ.progress') > 0 AS has_target
+        FROM {db}.kpi AS k FINAL
+        LEFT JOIN {db}.ref_econ_indicators AS i FINAL ON i.code = k.entity
+        WHERE k.kpi IN ('econ.ytd_value', 'econ.progress', 'econ.elapsed_share')
+          AND k.area_code = '' AND k.`window` = 'ytd' AND k.window_start < {end}
+          AND toYear(toTimeZone(k.window_start, 'Asia/Ho_Chi_Minh'))
+              = toYear(toTimeZone({end} - INTERVAL 1 SECOND, 'Asia/Ho_Chi_Minh'))
+        GROUP BY code ORDER BY code
+    """)
+    if not rows:
+        return Section("Kinh tế – xã hội", empty=True)
+    behind = q.rows("""
+        SELECT count() AS n FROM {db}.alerts FINAL
+        WHERE rule = 'econ.behind_plan' AND starts_at <= {end}
+          AND (status = 'firing' OR ends_at > {end})
+    """)[0]["n"]
+    sec = Section("Kinh tế – xã hội", figures=[
+        Figure("Chỉ tiêu chậm tiến độ (tỉnh và địa phương)", _num(behind),
+               status="bad" if behind else "ok")])
+    with_target = [r for r in rows if r["has_target"]]
+    if with_target:
+        sec.charts.append(("Tiến độ thực hiện so với kế hoạch năm (đường đỏ: tiến độ theo thời "
+                           "gian)", _chart("barh", [r["name"] or r["code"] for r in with_target],
+                                          {"Tiến độ": [r["progress"] for r in with_target]},
+                                          target=max(r["elapsed"] for r in with_target) or None,
+                                          percent=True)))
+    sec.table = (["Chỉ tiêu", "Lũy kế năm", "Đơn vị", "Đạt so với kế hoạch"],
+                 [[r["name"] or r["code"], _num(r["ytd"], 1), r["unit"] or "",
+                   _pct(r["progress"]) if r["has_target"] else "—"] for r in rows])
+    return sec
+
+
+def _health(q: Query) -> Section:
+    cases = q.rows("""
+        SELECT entity AS disease, sum(value) AS n
+        FROM {db}.kpi FINAL
+        WHERE kpi = 'health.cases' AND `window` = '1d'
+          AND window_start >= {start} AND window_start < {end}
+        GROUP BY disease ORDER BY n DESC
+    """)
+    beds = q.rows("""
+        SELECT sum(occ) / nullIf(sum(total), 0) AS occupancy, max(rate) AS worst
+        FROM (
+            SELECT entity, argMax(value * sample_count, window_end) AS occ,
+                   argMax(sample_count, window_end) AS total, argMax(value, window_end) AS rate
+            FROM {db}.kpi FINAL
+            WHERE kpi = 'health.bed_occupancy' AND window_end <= {end}
+              AND window_end > {start} - INTERVAL 1 DAY
+            GROUP BY entity)
+    """)[0]
+    outbreaks = q.rows("""
+        SELECT count() AS n FROM {db}.alerts FINAL
+        WHERE rule = 'health.outbreak' AND starts_at < {end}
+          AND (status = 'firing' OR ends_at > {start})
+    """)[0]["n"]
+    if not cases and beds["occupancy"] is None:
+        return Section("Y tế", empty=True)
+    from ioc.streams.health import DISEASE_VI
+
+    sec = Section("Y tế", figures=[
+        Figure("Công suất giường bệnh cuối kỳ", _pct(beds["occupancy"]), "cảnh báo từ 90 %",
+               "ok" if (beds["worst"] or 0) < 0.9 else "warn"),
+        Figure("Ca bệnh truyền nhiễm trong kỳ", _num(sum(r["n"] for r in cases))),
+        Figure("Ổ dịch được cảnh báo", _num(outbreaks), status="bad" if outbreaks else "ok"),
+    ])
+    if cases:
+        sec.charts.append(("Ca bệnh trong kỳ theo bệnh",
+                           _chart("barh", [DISEASE_VI.get(r["disease"], r["disease"])
+                                           for r in cases[:8]],
+                                  {"Ca bệnh": [r["n"] for r in cases[:8]]})))
     return sec
 
 
@@ -425,8 +513,10 @@ SECTIONS: tuple[Callable[[Query], Section], ...] = (
                        "Lượt đề cập"),
     lambda q: _rate_section(q, "Chính quyền điện tử", "egov.on_time_rate", "30d",
                             "Hồ sơ đúng hạn", 0.95, by_label="Cơ quan"),
+    _econ,
+    _health,
     lambda q: _rate_section(q, "Giáo dục", "edu.attendance_rate", "1d", "Tỷ lệ chuyên cần",
-                            0.85, by="area_code", by_label="Địa bàn"),
+                            0.85, by="area_code", by_label="Địa bàn", where="entity = ''"),
     lambda q: _rate_section(q, "Phản ánh kiến nghị", "feedback.on_time_rate", "30d",
                             "Phản ánh xử lý đúng hạn", 0.9, by_label="Cơ quan"),
     _alerts_table,

@@ -151,11 +151,12 @@ HEADLINES: tuple[Headline, ...] = (
     Headline(
         "Giáo dục: chuyên cần",
         f"""
-    -- Attendance rate in the newest school day, all areas (weighted by enrolment).
+    -- Attendance rate in the newest school day, all areas (weighted by enrolment; the
+    -- per-area rows, entity '', not the per-level ones).
     SELECT if(sum(sample_count) = 0, NULL, sum(value * sample_count) / sum(sample_count))
         AS attendance
     FROM ioc.kpi FINAL
-    WHERE {_latest_window('edu.attendance_rate', '1d')}
+    WHERE {_latest_window('edu.attendance_rate', '1d')} AND entity = ''
 """, "percentunit", ((None, "red"), (0.85, "orange"), (0.95, "green")), "ioc-edu",
         "Tỷ lệ học sinh đi học trong ngày học gần nhất, toàn tỉnh.", 1),
     Headline(
