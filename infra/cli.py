@@ -317,8 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="run everything locally with a live summary")
     s.add_argument("--duration", type=float, default=180.0, help="seconds (default 180)")
     s.add_argument("--rate", type=float, default=200.0, help="simulated events per second")
-    s.add_argument("--speedup", type=float, default=10.0,
-                   help="simulated time runs this much faster than the clock (default 10)")
+    s.add_argument("--speedup", type=float, default=25.0,
+                   help="simulated time runs this much faster than the clock (default 25: "
+                        "3 minutes replay 75, enough for hourly rules to fire and resolve)")
     s.add_argument("--keep-broker", action="store_true",
                    help="leave the local broker running at the end")
     s.set_defaults(func=cmd_demo)

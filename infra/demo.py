@@ -1,7 +1,7 @@
 """``ioc demo``: the whole platform on one machine, with a live summary.
 
 Starts the local Kafka broker (unless IOC_KAFKA_BOOTSTRAP points elsewhere), runs setup, then
-the traffic simulator, the Faust worker and the ClickHouse sink together for ``duration``
+every subsystem's simulator, the Faust worker and the ClickHouse sink together for ``duration``
 seconds, printing events/s, the latest KPIs and firing alerts as they come. At the end the
 worker and sink drain everything, and the demo prints a few query results from ClickHouse and
 where the dashboards are.
@@ -18,6 +18,8 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
+from ioc.dashboards.overview import DOMAIN_VI
+from ioc.dashboards.situation import situation_sql
 from ioc.infra import reference
 from ioc.infra.settings import Settings
 from ioc.schemas.serde import DecodeError, Serde
@@ -103,7 +105,15 @@ class LiveSummary(threading.Thread):
         top = sorted(self.congestion.items(), key=lambda kv: -kv[1][1])[:3]
         for seg, (_start, value) in top:
             out.append(f"   Chỉ số ùn tắc {value:4.2f}  {self._segment_name(seg)}")
-        for rec in list(self.firing.values())[:5]:
+        by_domain: dict[str, int] = {}
+        for rec in self.firing.values():
+            by_domain[rec["domain"]] = by_domain.get(rec["domain"], 0) + 1
+        if by_domain:
+            out.append("   Cảnh báo theo lĩnh vực: " + ", ".join(
+                f"{DOMAIN_VI.get(d, d)} {n}" for d, n in sorted(by_domain.items())))
+        newest = sorted(self.firing.values(),
+                        key=lambda r: (r["severity"] != "critical", -r["updated_at"].timestamp()))
+        for rec in newest[:5]:
             out.append(f"   ⚠ [{rec['severity']}] {rec['summary']}")
         print("\n".join(out), flush=True)
 
@@ -125,6 +135,12 @@ def _raw_tables_query() -> str:
 
 FINAL_QUERIES = [
     ("Events stored per raw table", _raw_tables_query()),
+    ("Province situation level now (rules: ioc.dashboards.situation)",
+     situation_sql("now64(3)", database="{db}")),
+    ("Alert episodes per subsystem and rule (fired and resolved during the replay)",
+     "SELECT domain, rule, count() AS episodes, countIf(status = 'resolved') AS resolved, "
+     "countIf(status = 'firing') AS still_firing FROM {db}.alerts FINAL "
+     "GROUP BY domain, rule ORDER BY domain, rule"),
     ("Most congested segments (latest final 5m window each)",
      "SELECT s.name_vi AS segment, round(argMax(k.value, k.window_start), 2) AS congestion, "
      "max(k.window_start) AS window_start FROM {db}.kpi AS k FINAL "
@@ -139,9 +155,9 @@ FINAL_QUERIES = [
     ("KPI rows per subsystem",
      "SELECT splitByChar('.', kpi)[1] AS domain, count() AS kpi_rows, "
      "uniqExact(kpi) AS kpis FROM {db}.kpi FINAL GROUP BY domain ORDER BY domain"),
-    ("Alerts",
+    ("Latest alerts",
      "SELECT domain, severity, status, starts_at, summary FROM {db}.alerts FINAL "
-     "ORDER BY starts_at DESC LIMIT 10"),
+     "ORDER BY updated_at DESC LIMIT 10"),
     ("Dead letters", "SELECT count() AS dead_letters FROM {db}.dead_letters FINAL"),
 ]
 
@@ -161,7 +177,7 @@ def print_final_report(settings: Settings) -> None:
 
 
 def run_demo(settings: Settings, *, duration_s: float, rate: float, keep: bool = False,
-             speedup: float = 10.0) -> int:
+             speedup: float = 25.0) -> int:
     from ioc.connectors.simulate import simulate_to_kafka
     from ioc.infra.runtime import SetupError, SinkProcess, configure_logging, run_worker, setup
 
@@ -178,7 +194,8 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep: bool =
             return 1
     print(f"ioc demo: Kafka {settings.bootstrap}, ClickHouse {settings.clickhouse}, "
           f"{duration_s:g}s at {rate:g} events/s; simulated time runs {speedup:g}x faster and "
-          f"ends now, so {duration_s * speedup / 60:.0f} minutes of traffic are replayed")
+          f"ends now, so {duration_s * speedup / 60:.0f} minutes of all eight subsystems are "
+          "replayed (with some days to months of history for the slow ones)")
     try:
         setup(settings, isolate=True)
     except SetupError as exc:
@@ -205,7 +222,7 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep: bool =
     code = 0
     try:
         code = run_worker(settings, exit_when_idle=3.0, input_done=input_done,
-                          watchdog=sink.problem)
+                          watchdog=sink.problem, children=sink.kill)
     except KeyboardInterrupt:
         code = 130
     finally:
@@ -217,8 +234,10 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep: bool =
         summary.join(5)
     if code == 0 and sink_code == 0:
         print_final_report(settings)
-    print(f"\nDashboards (Grafana provisioning): {DASHBOARD_DIR}/dashboards/ioc/*.json and "
-          f"{DASHBOARD_DIR}/datasources/clickhouse.yaml — see README 'Dashboards'.")
+    print(f"\nDashboards (Grafana provisioning): {DASHBOARD_DIR}/dashboards/ioc*/*.json and "
+          f"{DASHBOARD_DIR}/datasources/*.yaml — see README 'Dashboards'.")
+    print(f"A leadership briefing of today: IOC_DATA_DIR={settings.data_dir} .venv/bin/ioc "
+          "report --period day")
     print(f"Query the data yourself: IOC_DATA_DIR={settings.data_dir} .venv/bin/ioc sql "
           "\"SELECT * FROM ioc.kpi FINAL ORDER BY window_start DESC LIMIT 10\"")
     if launcher is not None and not keep:
