@@ -30,6 +30,8 @@ PARTITION_KEYS: dict[str, str] = {
     "ioc.security.incident.v1": "area_code",
     "ioc.cyber.mention.v1": "topic",
     "ioc.cyber.security_event.v1": "system",
+    "ioc.egov.dossier.v1": "dossier_id",
+    "ioc.egov.portal_check.v1": "system_id",
 }
 
 

@@ -30,7 +30,7 @@ from confluent_kafka.admin import (
 from prometheus_client import CollectorRegistry
 
 from ioc.connectors.clickhouse import connect
-from ioc.infra import migrations, reference, reference_cyber
+from ioc.infra import migrations, reference, reference_cyber, reference_egov
 from ioc.infra.metrics import Metrics, serve
 from ioc.infra.settings import Settings
 from ioc.schemas.catalogue import Catalogue
@@ -130,6 +130,7 @@ def ensure_topics(settings: Settings, catalogue: Catalogue | None = None,
 REFERENCE_LOADERS: tuple[Callable[[Any, str, Path | None], dict[str, int]], ...] = (
     reference.load_into_clickhouse,
     reference_cyber.load_into_clickhouse,
+    reference_egov.load_into_clickhouse,
 )
 """Each subsystem's ``load_into_clickhouse(client, db, directory)``: ``ioc setup`` runs them
 all, in order, after the migrations."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ioc.infra.reference import ReferenceData
 from ioc.streams.cyber import cyber_domain
 from ioc.streams.domain import Domain
+from ioc.streams.egov import egov_domain
 from ioc.streams.security import security_domain
 from ioc.streams.traffic import traffic_domain
 
@@ -18,4 +19,5 @@ def build_domains(ref: ReferenceData) -> list[Domain]:
         traffic_domain(ref.segments, ref.areas),
         security_domain(ref),
         cyber_domain(ref),
+        egov_domain(ref),
     ]
