@@ -1,7 +1,8 @@
 """Pacing simulated events onto Kafka in real time (``ioc simulate``, ``ioc demo``).
 
-Traffic readings follow ``--rate``; security incidents and cyber events come at the rates of
-their own models (``events_at(now, interval)`` every 10 simulated seconds).
+Traffic readings follow ``--rate``; security incidents, cyber and e-government events come at
+the rates of their own models (``events_at(now, interval)`` every 10 simulated seconds; the
+e-government model's first call also returns 40 days of backfill).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from ioc.connectors.producer import EventProducer, make_producer
+from ioc.connectors.sim_egov import EgovSimulator
 from ioc.connectors.sim_security_cyber import CyberSimulator, SecuritySimulator
 from ioc.connectors.simulator import TrafficSimulator
-from ioc.infra import reference, reference_cyber
+from ioc.infra import reference, reference_cyber, reference_egov
 from ioc.infra.reference import ReferenceData
 from ioc.infra.settings import Settings
 
@@ -38,9 +40,16 @@ def _cyber(ref: ReferenceData, seed: int) -> IntervalSimulator:
                           reference_cyber.load_systems(ref.directory), seed, areas=ref.areas)
 
 
+def _egov(ref: ReferenceData, seed: int) -> IntervalSimulator:
+    return EgovSimulator(reference_egov.load_agencies(ref.directory),
+                         reference_egov.load_systems(ref.directory),
+                         reference_egov.load_procedures(ref.directory), seed)
+
+
 INTERVAL_SIMULATORS: dict[str, Callable[[ReferenceData, int], IntervalSimulator]] = {
     "security": _security,
     "cyber": _cyber,
+    "egov": _egov,
 }
 """Subsystems whose events come from a model stepped every :data:`STEP` of simulated time
 (traffic is paced by ``--rate`` instead)."""

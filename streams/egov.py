@@ -332,6 +332,9 @@ class DossierRule(BaseRule):
         self.dirty: set[str] = set()
         self._provisional: dict[tuple[str, str], tuple[datetime, float, int]] = {}
         self._gauges: dict[str, tuple[int, int]] = {}
+        self._gauge_minute: datetime | None = None
+        self._gauge_dirty: set[str] = set()
+        self.open_by_agency: dict[str, set[str]] = {}
         self.firing: dict[str, dict[str, Any]] = {}
         self.alert_seen: dict[str, datetime] = {}
 
@@ -376,16 +379,27 @@ class DossierRule(BaseRule):
                 d.last_at, _STATUS_RANK.get(d.status, 0)):
             if event["agency"] != d.agency:  # transferred to another agency
                 self.by_agency.get(d.agency, set()).discard(did)
+                self.open_by_agency.get(d.agency, set()).discard(did)
                 self.dirty.add(d.agency)
+                self._gauge_dirty.add(d.agency)
                 self.by_agency.setdefault(event["agency"], set()).add(did)
             self._apply(d, event)  # a later non-closing event reopens a closed dossier
         self.agency_area.setdefault(d.agency, event["area_code"])
         self.holds.hold(did)
         self.dirty.add(d.agency)
+        self._track_open(d)
         if d.closed:
             heapq.heappush(self._closing, (d.ends_at, did))
             self._release_expired()
         return []
+
+    def _track_open(self, d: _Dossier) -> None:
+        ids = self.open_by_agency.setdefault(d.agency, set())
+        if d.closed:
+            ids.discard(d.dossier_id)
+        else:
+            ids.add(d.dossier_id)
+        self._gauge_dirty.add(d.agency)
 
     @staticmethod
     def _apply(d: _Dossier, event: Mapping[str, Any]) -> None:
@@ -482,20 +496,21 @@ class DossierRule(BaseRule):
         return out
 
     def _gauge_values(self, now: datetime) -> list[Record]:
-        counts: dict[str, tuple[int, int]] = {}
-        for agency, ids in self.by_agency.items():
-            open_n = overdue = 0
-            for did in ids:
-                d = self.dossiers[did]
-                if d.closed:
-                    continue
-                open_n += 1
-                overdue += d.status != WAITING and d.due_at < now
-            counts[agency] = (open_n, overdue)
+        """Open and overdue counts of the agencies whose open dossiers changed, and of every
+        agency when the minute changed (time alone makes dossiers overdue)."""
         minute = now.replace(second=0, microsecond=0)
+        if minute != self._gauge_minute:
+            self._gauge_minute = minute
+            agencies = set(self.open_by_agency) | set(self._gauges)
+        else:
+            agencies = self._gauge_dirty
+        self._gauge_dirty = set()
         out: list[Record] = []
-        for agency in sorted(counts):
-            value = counts[agency]
+        for agency in sorted(agencies):
+            ids = self.open_by_agency.get(agency, set())
+            overdue = sum(1 for did in ids if self.dossiers[did].status != WAITING
+                          and self.dossiers[did].due_at < now)
+            value = (len(ids), overdue)
             if self._gauges.get(agency) == value:
                 continue
             self._gauges[agency] = value
@@ -583,7 +598,9 @@ class DossierRule(BaseRule):
             if d is None:
                 continue
             self.by_agency.get(d.agency, set()).discard(did)
+            self.open_by_agency.get(d.agency, set()).discard(did)
             self.dirty.add(d.agency)
+            self._gauge_dirty.add(d.agency)
             if d.tp is not None:
                 lost.add(d.tp)
         still = {d.tp for d in self.dossiers.values()}
