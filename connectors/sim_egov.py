@@ -34,7 +34,9 @@ the **first call**, which also returns a backfill of history (see below). The mo
   days 35 and 34 before the anchor. The backfill lets the stream rule see 30 days before its
   first published window, so its first windows (ending 8–10 days before the anchor) hold the
   backlog: ``egov.on_time_rate_low`` fires at the end of that first day; the window ending with
-  the 4th day before the anchor no longer holds it and the alert resolves then.
+  the 4th day before the anchor no longer holds it and the alert resolves then. The same agency
+  still has 3 dossiers open past their appointments at the anchor (``egov.overdue_open``),
+  decided late 2–4 working days later.
 * *Portal outage* — one seed-chosen system fails every check from 1.5–4 minutes after the anchor
   for 5–8 minutes (HTTP 503 or no answer), then answers again: ``egov.portal_down`` fires at the
   third failed check and resolves at the first good one, within the first ~12 simulated
@@ -72,6 +74,7 @@ MAX_SPAN_DAYS = 110
 """Longest time between a dossier's reception and its last event (30 working days, a
 supplement and 30 working days again, a late decision)."""
 BACKLOG_SIZE = 12
+BACKLOG_OPEN = 3
 BACKLOG_DAYS = (35, 34)
 
 _MORNING = (time(7, 30), time(11, 30))
@@ -207,6 +210,23 @@ class EgovSimulator:
                     received_day -= timedelta(days=1)
             received = _office_time(rng, received_day)
             due = _local(add_working_days(received_day, proc.due_days), received.timetz())
+            did = f"H49.{agency.code}-{received_day:%y%m%d}-B{n:02d}"
+            base = self._fields(did, agency, proc, "in_person", received, due,
+                                fee_paid_online=False)
+            for status, at in (("received", received), ("resolved", decided)):
+                out.append(self._event(f"sim-{self.seed}-backlog-{n}-{status}", base, status,
+                                       at, resolved=at if status == "resolved" else None))
+        # ... and a few it has not cleared yet: open past their appointment at the anchor,
+        # decided late a few working days after it.
+        today = backlog.days[0] + timedelta(days=BACKLOG_DAYS[0])
+        for n in range(BACKLOG_SIZE, BACKLOG_SIZE + BACKLOG_OPEN):
+            proc = min(procs, key=lambda p: p.due_days)
+            received_day = today - timedelta(days=rng.randrange(10, 20))
+            while received_day.weekday() >= 5:
+                received_day -= timedelta(days=1)
+            received = _office_time(rng, received_day)
+            due = _local(add_working_days(received_day, proc.due_days), received.timetz())
+            decided = _office_time(rng, add_working_days(today, rng.randint(2, 4)))
             did = f"H49.{agency.code}-{received_day:%y%m%d}-B{n:02d}"
             base = self._fields(did, agency, proc, "in_person", received, due,
                                 fee_paid_online=False)

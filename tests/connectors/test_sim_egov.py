@@ -202,6 +202,12 @@ def test_the_demo_publishes_30_day_rates_for_every_agency_with_dossiers() -> Non
         assert {a for k, a in finals if k == kpi} == agencies
     gauges = {r["entity"] for r in kpis if r["kpi"] == "egov.overdue_open"}
     assert gauges == agencies
+    s = sim(0)
+    s.events_at(ANCHOR, STEP)
+    assert s.backlog is not None
+    overdue = [r for r in kpis if r["kpi"] == "egov.overdue_open"
+               and r["entity"] == s.backlog.agency]
+    assert overdue and overdue[-1]["value"] >= 3  # the backlog not cleared yet
     # the two backfilled hours of checks give closed uptime hours for every system
     assert {r["entity"] for r in kpis if r["kpi"] == "egov.uptime" and r["is_final"]} == set(
         load_systems())
