@@ -35,10 +35,12 @@ end of a local day D, window_start = window_end − 30 days; area_code = the age
   Each is emitted with ``is_final`` = true once per local day when that day *closes* for the
   rule: every partition of the dossier topic that it has seen has a watermark past the day's end
   plus :data:`LATENESS` (a partition more than :data:`QUIET` behind the newest data no longer
-  holds the day back). Between closes the current day's value is published provisionally
-  (``is_final`` = false) whenever it changes, at most once per tick. A 30-day value is only
-  published once the rule has seen its whole window (see *Exactness*): a fresh deployment gets
-  its first ``30d`` values 30 days after its first dossier event.
+  holds the day back), and not before :data:`SETTLE` (5 s of wall-clock time) after the
+  worker's first dossier event, so that every assigned partition has been seen. Between closes
+  the current day's value is published provisionally (``is_final`` = false) whenever it
+  changes, at most once per tick. A 30-day value is only published once the rule has seen its
+  whole window (see *State and exactness*): a fresh deployment gets its first ``30d`` values
+  30 days after its first dossier event.
 
 - ``egov.open_dossiers`` and ``egov.overdue_open`` (gauges, window ``1m`` = the minute of the
   timer clock; area_code = agency area, entity = agency): open dossiers, and those of them past
@@ -93,9 +95,9 @@ restarts; a dossier open longer than that drops out of the open counts after a r
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ioc.infra.reference import Area, ReferenceData
@@ -139,6 +141,12 @@ RELEASE_MARGIN = timedelta(days=10)
 that after a restart every partition replays from before that window (weekends and the Tết
 holiday included) and the rule knows its state is complete (see the module docstring)."""
 DOSSIER_RETENTION = timedelta(days=180)
+SETTLE = timedelta(seconds=5)
+"""Wall-clock time the rule waits after its first dossier event before it closes any day, so
+that every partition assigned to the worker has delivered its first records: Faust hands
+partitions over as their first fetches complete, not all at once, and a partition seen late
+would otherwise miss from the days closed before it. A batch run (``ioc run
+--exit-when-idle S``) closes days only if it lasts that long: S ≥ 5 s."""
 RELEASED_MEMORY = timedelta(days=60)
 """How long the ids of released dossiers are remembered, so a re-sent old event of one does
 not bring it back as an open dossier."""
@@ -309,8 +317,9 @@ class DossierRule(BaseRule):
     def __init__(self, agencies: Mapping[str, Agency], areas: Mapping[str, Area], *,
                  threshold: float = ON_TIME_THRESHOLD, min_decided: int = MIN_DECIDED,
                  horizon: timedelta = HORIZON, lateness: timedelta = LATENESS,
-                 quiet: timedelta = QUIET, release_margin: timedelta = RELEASE_MARGIN
-                 ) -> None:
+                 quiet: timedelta = QUIET, release_margin: timedelta = RELEASE_MARGIN,
+                 settle: timedelta = SETTLE,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.agencies = agencies
         self.areas = areas
         self.threshold = threshold
@@ -319,6 +328,9 @@ class DossierRule(BaseRule):
         self.lateness = lateness
         self.quiet = quiet
         self.release_margin = release_margin
+        self.settle = settle
+        self.clock = clock
+        self._started: datetime | None = None  # wall clock at the first dossier event
         self.dossiers: dict[str, _Dossier] = {}
         self.by_agency: dict[str, set[str]] = {}
         self.agency_area: dict[str, str] = {}
@@ -353,6 +365,8 @@ class DossierRule(BaseRule):
     def on_event(self, topic: str, event: Mapping[str, Any], watermark: datetime
                  ) -> list[Record]:
         ts: datetime = event["occurred_at"]
+        if self._started is None:
+            self._started = self.clock()
         pos = self.holds.current
         tp = pos[0] if pos is not None else None
         if tp is not None:
@@ -525,6 +539,8 @@ class DossierRule(BaseRule):
     def on_timer(self, now: datetime) -> list[Record]:
         self.now = now
         out: list[Record] = []
+        if self._started is None or self.clock() - self._started < self.settle:
+            return self._gauge_values(now)
         nxt = self._next_day_end()
         while nxt is not None and self._day_closed(nxt, now):
             out.extend(self._close_day(nxt, now))
@@ -702,14 +718,15 @@ class PortalDownRule(BaseRule):
             self.state.pop(sid, None)
 
 
-def egov_domain(ref: ReferenceData) -> Domain:
+def egov_domain(ref: ReferenceData, *, settle: timedelta = SETTLE) -> Domain:
     """Agencies and systems come from ``ref.directory``, or the shipped defaults when that
-    folder has no egov files (see :mod:`ioc.infra.reference_egov`)."""
+    folder has no egov files (see :mod:`ioc.infra.reference_egov`). Tests that drive the
+    processor event by event pass ``settle=timedelta(0)``."""
     return Domain(
         name="egov",
         topics=(DOSSIER_TOPIC, PORTAL_CHECK_TOPIC),
         families=tuple(egov_families()),
-        rules=(DossierRule(load_agencies(ref.directory), ref.areas),
+        rules=(DossierRule(load_agencies(ref.directory), ref.areas, settle=settle),
                PortalDownRule(load_systems(ref.directory), ref.areas)),
         retention={DOSSIER_TOPIC: DOSSIER_RETENTION},
     )

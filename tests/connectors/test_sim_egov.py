@@ -52,8 +52,8 @@ def demo(seed: int) -> tuple[SimEvent, ...]:
 def processed(seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """KPIs and alerts of the demo's first 15 simulated minutes, partitions as Kafka's
     default partitioner spreads the keys over three."""
-    proc = Processor([egov_domain(load_reference())], timedelta(minutes=2),
-                     lambda: datetime(2020, 1, 1, tzinfo=UTC))
+    proc = Processor([egov_domain(load_reference(), settle=timedelta(0))],
+                     timedelta(minutes=2), lambda: datetime(2020, 1, 1, tzinfo=UTC))
     offsets: Counter[tuple[str, int]] = Counter()
     kpis: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = []

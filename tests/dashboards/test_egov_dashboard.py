@@ -96,7 +96,8 @@ def simulated() -> tuple[EgovSimulator, list[SimEvent]]:
 
 def load(client: Any, db: str) -> dict[str, Any]:
     s, events = simulated()
-    proc = Processor([egov_domain(REF)], timedelta(minutes=2), lambda: NOW)
+    proc = Processor([egov_domain(REF, settle=timedelta(0))], timedelta(minutes=2),
+                     lambda: NOW)
     kpis: dict[tuple[Any, ...], dict[str, Any]] = {}
     alerts: dict[tuple[str, datetime], dict[str, Any]] = {}
     offsets: Counter[tuple[str, int]] = Counter()

@@ -95,7 +95,7 @@ class Feed:
 
 def make(rule: DossierRule | None = None, lateness_s: float = 60) -> Feed:
     if rule is None:
-        domain = egov_domain(REF)
+        domain = egov_domain(REF, settle=timedelta(0))
     else:
         domain = Domain("egov", (DOSSIER_TOPIC, PORTAL_CHECK_TOPIC), tuple(egov_families()),
                         (rule, PortalDownRule(load_systems(), REF.areas)))
@@ -248,7 +248,7 @@ def test_open_and_overdue_gauges_skip_dossiers_waiting_for_the_applicant() -> No
 
 
 def test_no_alert_below_the_minimum_number_of_decided_dossiers() -> None:
-    rule = DossierRule(load_agencies(), REF.areas, min_decided=22)
+    rule = DossierRule(load_agencies(), REF.areas, min_decided=22, settle=timedelta(0))
     f = make(rule)
     month(f)
     f.send(DOSSIER_TOPIC, dossier("z", "received", local(31, 8), agency="STP", area="49"))
@@ -283,10 +283,34 @@ def test_a_day_closes_only_when_every_partition_passed_it() -> None:
             if r["entity"] == "UBND-503"] == [local(31), local(32)]
 
 
+def test_no_day_closes_before_every_partition_had_time_to_show_up() -> None:
+    """Faust hands partitions over as their first fetches complete: a partition that shows up
+    a moment later (here with its whole month) is still in the first days closed."""
+    wall = [FIXED]
+    rule = DossierRule(load_agencies(), REF.areas, clock=lambda: wall[0])
+    f = make(rule)
+    month(f)
+    f.send(DOSSIER_TOPIC, dossier("open1", "processing", local(31, 9), received=local(29, 8),
+                                  due=local(30, 8)))
+    f.send(DOSSIER_TOPIC, dossier("z", "received", local(32, 8), agency="STP", area="49"))
+    assert f.kpis("egov.on_time_rate") == [] and f.alerts() == []
+    wall[0] += timedelta(seconds=5)
+    f.send(DOSSIER_TOPIC, dossier("p1a", "received", local(0, 7), agency="STP", area="49"),
+           partition=1)
+    f.send(DOSSIER_TOPIC, dossier("p1", "resolved", local(5, 15), received=local(5, 8),
+                                  resolved=local(5, 15)), partition=1)
+    f.send(DOSSIER_TOPIC, dossier("p1z", "received", local(32, 8), agency="STP", area="49"),
+           partition=1)
+    wall[0] += timedelta(seconds=5)
+    f.steps.append(f.proc.tick())
+    assert thirty(f, "egov.on_time_rate", local(31)) == (20 / 22, 22)
+    assert thirty(f, "egov.on_time_rate", local(32)) == (1.0, 20)
+
+
 def test_closed_dossiers_are_released_after_the_window_and_margin_re_sent_ones_ignored(
         ) -> None:
     rule = DossierRule(load_agencies(), REF.areas, horizon=timedelta(days=2),
-                       release_margin=timedelta(days=1))
+                       release_margin=timedelta(days=1), settle=timedelta(0))
     f = make(rule)
     f.send(DOSSIER_TOPIC, dossier("a", "received", local(0, 8)))
     f.send(DOSSIER_TOPIC, dossier("a", "resolved", local(0, 9), received=local(0, 8),
