@@ -12,15 +12,16 @@ the **first call**, which also returns a backfill of history (see below). The mo
   Mondays a little busier, Fridays a little quieter; a Saturday-morning session at 30 %; none
   on Sunday). Agencies come from ``egov_agencies.csv`` (district people's committees weigh
   twice a department: most dossiers are land and household-business ones), the procedure from
-  the agency's rows of ``egov_procedures.csv``. Channel: a procedure offered fully online is
-  filed online about half the time, a partly online one about a third, plus 4 % by post; the
-  online share rises slowly with the calendar (about 1.5 % of its value per month). Fees are
-  paid online by most online applicants and few in-person ones. ``due_at`` adds the
-  procedure's working days (Mon–Fri) to the reception time. Outcomes: 3 % rejected (early),
-  1 % withdrawn, 7 % sent back for a supplement (returned 1–6 days later, the appointment set
-  anew), the rest resolved; 40 % get a ``processing`` step a few hours after reception. Decisions
-  come on a working day before the appointment, earlier rather than later; a small
-  agency-specific share (0.1–0.4 %) comes 1–4 working days late.
+  the agency's rows of ``egov_procedures.csv``. Channel: in January 2024 a procedure offered
+  fully online is filed online 45 % of the time, a partly online one 29 %; the shares grow
+  linearly with the calendar (about 0.75 and 0.5 points a month: 70 % and 45 % by late 2026,
+  capped at 90 %); 4 % come by post. Fees are paid online by most online applicants and few
+  in-person ones. ``due_at`` adds the procedure's working days (Mon–Fri) to the reception
+  time. Outcomes: 3 % rejected (early), 1 % withdrawn, 7 % sent back for a supplement
+  (returned 1–6 days later, the appointment set anew), the rest resolved; 40 % get a
+  ``processing`` step a few hours after reception. Decisions come on a working day before the
+  appointment, earlier rather than later; a small agency-specific share (0.1–0.4 %) comes 1–4
+  working days late.
 * **Portal checks** (``ioc.egov.portal_check.v1``, keyed by ``system_id``): every
   ``check_every_s`` (60) per system of ``egov_systems.csv`` from the provincial data centre's
   probe (``TTDL-QNA``), at a fixed second of the minute per system. Response times are
@@ -116,7 +117,7 @@ def _office_time(rng: random.Random, d: date, *, morning_only: bool = False) -> 
 
 
 def online_trend(d: date) -> float:
-    """Multiplier of the online share: +1.5 % per month since January 2024, capped at 1.6."""
+    """Multiplier of the online shares: 0.9 in January 2024, +0.015 a month, at most 1.6."""
     months = (d.year - _TREND_EPOCH.year) * 12 + d.month - _TREND_EPOCH.month
     return min(1.6, 0.9 + 0.015 * months)
 
