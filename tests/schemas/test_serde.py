@@ -146,6 +146,17 @@ RECORDS: dict[str, dict[str, Any]] = {
         "area_code": "", "system": "cong-dvc", "event_type": "ddos", "severity": "critical",
         "src_ip": "198.51.100.23",
         "description": "Tấn công từ chối dịch vụ vào Cổng Dịch vụ công"},
+    "ioc.egov.dossier.v1": {
+        "event_id": "dvc-H49.UBND-503-261125-0042-resolved", "occurred_at": T0,
+        "source": "VP-UBND", "area_code": "503", "dossier_id": "H49.UBND-503-261125-0042",
+        "status": "resolved", "channel": "online", "procedure_code": "2.000720",
+        "agency": "UBND-503", "received_at": T0 - timedelta(days=4),
+        "due_at": T0 + timedelta(days=1), "resolved_at": T0, "fee_required": True,
+        "paid_online": True, "online_level": "full"},
+    "ioc.egov.portal_check.v1": {
+        "event_id": "chk-cong-dvc-29417220", "occurred_at": T0, "source": "STTTT",
+        "area_code": "", "system_id": "cong-dvc", "up": False, "response_ms": None,
+        "http_status": 503, "check_location": "TTDL-QNA"},
     FLOW: {
         "event_id": "flow-502-QL1A-km935-20261129T0730", "occurred_at": T0,
         "source": "SGTVT-QNA", "area_code": "502", "segment_id": "QL1A-km935",
