@@ -43,6 +43,8 @@ PARTITION_KEYS: dict[str, str] = {
     "ioc.edu.attendance.v1": "area_code",
     # A report's whole lifecycle in one partition, in order.
     "ioc.feedback.report.v1": "report_id",
+    "ioc.egov.dossier.v1": "dossier_id",
+    "ioc.egov.portal_check.v1": "system_id",
 }
 
 PreSend = Callable[[dict[str, Any]], dict[str, Any]]

@@ -5,7 +5,8 @@ models (``events_at(now, interval)`` every 10 simulated seconds). Models of slow
 send history on their first call so their rules can fire and resolve in a short demo: the plan
 year's indicator reports so far (:mod:`ioc.connectors.sim_econ`), a few weeks of cases, statuses
 and attendance (:mod:`ioc.connectors.sim_health_edu`), eight days of citizen reports
-(:mod:`ioc.connectors.sim_feedback`). A simulator that needs deployment settings implements
+(:mod:`ioc.connectors.sim_feedback`), 40 days of public-service dossiers
+(:mod:`ioc.connectors.sim_egov`). A simulator that needs deployment settings implements
 ``configure(settings)`` (:class:`NeedsSettings`), called right after it is built: the feedback
 simulator takes the deployment's pseudonym key from there (``ioc.connectors.privacy``).
 """
@@ -22,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 from ioc.connectors import privacy
 from ioc.connectors.producer import EventProducer, make_producer
 from ioc.connectors.sim_econ import EconSimulator
+from ioc.connectors.sim_egov import EgovSimulator
 from ioc.connectors.sim_feedback import FeedbackSimulator
 from ioc.connectors.sim_health_edu import EduSimulator, HealthSimulator
 from ioc.connectors.sim_security_cyber import CyberSimulator, SecuritySimulator
@@ -30,6 +32,7 @@ from ioc.infra import (
     reference,
     reference_cyber,
     reference_econ,
+    reference_egov,
     reference_feedback,
     reference_health_edu,
 )
@@ -74,6 +77,12 @@ def _feedback(ref: ReferenceData, seed: int) -> IntervalSimulator:
                              reference_feedback.load_agencies(ref.directory), seed)
 
 
+def _egov(ref: ReferenceData, seed: int) -> IntervalSimulator:
+    return EgovSimulator(reference_egov.load_agencies(ref.directory),
+                         reference_egov.load_systems(ref.directory),
+                         reference_egov.load_procedures(ref.directory), seed)
+
+
 INTERVAL_SIMULATORS: dict[str, Callable[[ReferenceData, int], IntervalSimulator]] = {
     "security": _security,
     "cyber": _cyber,
@@ -81,6 +90,7 @@ INTERVAL_SIMULATORS: dict[str, Callable[[ReferenceData, int], IntervalSimulator]
     "health": _health,
     "edu": _edu,
     "feedback": _feedback,
+    "egov": _egov,
 }
 """Subsystems whose events come from a model stepped every :data:`STEP` of simulated time
 (traffic is paced by ``--rate`` instead)."""

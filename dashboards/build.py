@@ -37,6 +37,7 @@ from ioc.dashboards import (
     cyber,
     econ,
     edu,
+    egov,
     feedback,
     health,
     overview,
@@ -55,6 +56,7 @@ DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "econ": econ.build,
     "health": health.build,
     "edu": edu.build,
+    "egov": egov.build,
     "feedback": feedback.build,
     "platform": platform.build,
 }

@@ -35,6 +35,7 @@ from ioc.infra import (
     reference,
     reference_cyber,
     reference_econ,
+    reference_egov,
     reference_feedback,
     reference_health_edu,
 )
@@ -140,6 +141,7 @@ REFERENCE_LOADERS: tuple[Callable[[Any, str, Path | None], dict[str, int]], ...]
     reference_econ.load_into_clickhouse,
     reference_health_edu.load_into_clickhouse,
     reference_feedback.load_into_clickhouse,
+    reference_egov.load_into_clickhouse,
 )
 """Each subsystem's ``load_into_clickhouse(client, db, directory)``: ``ioc setup`` runs them
 all, in order, after the migrations."""

@@ -11,6 +11,7 @@ from ioc.streams.cyber import cyber_domain
 from ioc.streams.domain import Domain
 from ioc.streams.econ import econ_domain
 from ioc.streams.edu import edu_domain
+from ioc.streams.egov import egov_domain
 from ioc.streams.feedback import feedback_domain
 from ioc.streams.health import health_domain
 from ioc.streams.security import security_domain
@@ -26,4 +27,5 @@ def build_domains(ref: ReferenceData) -> list[Domain]:
         health_domain(ref),
         edu_domain(ref),
         feedback_domain(ref),
+        egov_domain(ref),
     ]

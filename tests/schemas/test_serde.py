@@ -172,6 +172,17 @@ RECORDS: dict[str, dict[str, Any]] = {
         "lat": 15.8794, "lon": 108.3350, "assigned_agency": "BCH-PCTT-QNA",
         "due_at": T0 + timedelta(days=3), "rating": None,
         "reporter_pseudonym": "3f9a0c5e7b21d846"},
+    "ioc.egov.dossier.v1": {
+        "event_id": "dvc-H49.UBND-503-261125-0042-resolved", "occurred_at": T0,
+        "source": "VP-UBND", "area_code": "503", "dossier_id": "H49.UBND-503-261125-0042",
+        "status": "resolved", "channel": "online", "procedure_code": "2.000720",
+        "agency": "UBND-503", "received_at": T0 - timedelta(days=4),
+        "due_at": T0 + timedelta(days=1), "resolved_at": T0, "fee_required": True,
+        "paid_online": True, "online_level": "full"},
+    "ioc.egov.portal_check.v1": {
+        "event_id": "chk-cong-dvc-29417220", "occurred_at": T0, "source": "STTTT",
+        "area_code": "", "system_id": "cong-dvc", "up": False, "response_ms": None,
+        "http_status": 503, "check_location": "TTDL-QNA"},
     FLOW: {
         "event_id": "flow-502-QL1A-km935-20261129T0730", "occurred_at": T0,
         "source": "SGTVT-QNA", "area_code": "502", "segment_id": "QL1A-km935",
