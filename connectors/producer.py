@@ -29,22 +29,28 @@ from confluent_kafka import KafkaError, Message, Producer
 from ioc.schemas.jsonconv import ConversionError, json_to_record
 from ioc.schemas.serde import EncodeError, Serde
 
-# Partition key per topic: events of one segment / area stay in order on one partition, and the
-# stream processors' per-partition watermarks stay meaningful.
-PARTITION_KEYS: dict[str, str] = {
-    "ioc.traffic.flow.v1": "segment_id",
-    "ioc.traffic.incident.v1": "area_code",
-    "ioc.security.incident.v1": "area_code",
-    "ioc.cyber.mention.v1": "topic",
-    "ioc.cyber.security_event.v1": "system",
-    "ioc.econ.indicator_report.v1": "indicator_code",
-    "ioc.health.facility_status.v1": "facility_id",
-    "ioc.health.disease_case.v1": "area_code",
-    "ioc.edu.attendance.v1": "area_code",
-    # A report's whole lifecycle in one partition, in order.
-    "ioc.feedback.report.v1": "report_id",
-    "ioc.egov.dossier.v1": "dossier_id",
-    "ioc.egov.portal_check.v1": "system_id",
+# Partition key per topic: the fields tried in order (the first non-empty one is the key).
+# Two rules: one entity's events stay in order on one partition (a report's lifecycle, a
+# segment's readings), and a KPI window's key should not span partitions — a window aggregating
+# events of several partitions closes when the partitions that fed it are past it, so a
+# partition read late would open a second, partial window for the same key. So citizen reports
+# go by their area (the per-area windows; a report never changes area; the report id when the
+# area is empty). Dossiers still go by dossier id: the egov rule's day-closing waits for every
+# dossier partition, but its daily per-agency *engine* windows can be closed early by a
+# partition read late (known limitation, README).
+PARTITION_KEYS: dict[str, tuple[str, ...]] = {
+    "ioc.traffic.flow.v1": ("segment_id",),
+    "ioc.traffic.incident.v1": ("area_code",),
+    "ioc.security.incident.v1": ("area_code",),
+    "ioc.cyber.mention.v1": ("topic",),
+    "ioc.cyber.security_event.v1": ("system",),
+    "ioc.econ.indicator_report.v1": ("indicator_code",),
+    "ioc.health.facility_status.v1": ("facility_id",),
+    "ioc.health.disease_case.v1": ("area_code",),
+    "ioc.edu.attendance.v1": ("area_code",),
+    "ioc.feedback.report.v1": ("area_code", "report_id"),
+    "ioc.egov.dossier.v1": ("dossier_id",),
+    "ioc.egov.portal_check.v1": ("system_id",),
 }
 
 PreSend = Callable[[dict[str, Any]], dict[str, Any]]
@@ -52,9 +58,11 @@ PreSend = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def partition_key(topic: str, record: Mapping[str, Any]) -> bytes:
-    field_name = PARTITION_KEYS.get(topic, "area_code")
-    value = record.get(field_name) or record.get("event_id") or ""
-    return str(value).encode()
+    for field_name in PARTITION_KEYS.get(topic, ("area_code",)):
+        value = record.get(field_name)
+        if value:
+            return str(value).encode()
+    return str(record.get("event_id") or "").encode()
 
 
 def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:

@@ -74,23 +74,22 @@ Alerts:
 Summaries are Vietnamese and name the agency and its area (or the system) with the value and
 the threshold.
 
-**State and exactness.** The rule holds every event of a dossier under the key
-``dossier_id`` (the partition key) while the dossier is open, and after it closed until its
-last event is :data:`RELEASE_MARGIN` (10 days) older than the 30-day window of the next day to
-close; then it releases them, forgets the dossier and, for :data:`RELEASED_MEMORY`, ignores
-re-sent events of it. After a crash the worker replays from the oldest held event of each
-partition and the rule rebuilds the same state. A replay may start earlier than the state
-needs (an old open dossier), so a day's 30-day values are published only when the rule knows
-it has the whole window: from the latest *first* event time among the partitions it saw before
-its first evaluation (producers send a partition's events in event-time order; the margin
-makes every active partition replay from before the window). The same guard keeps partial
-windows of a fresh deployment out of the KPI table. Limits: a partition with no dossier
-activity for longer than the window plus the margin is not replayed and cannot be checked;
-gauge values of past minutes may be re-published from the replayed state. The alert state is
-restored from the alert log: days up to an agency's latest alert record are not evaluated
-again. The dossier topic keeps :data:`DOSSIER_RETENTION` (180 days) so open dossiers survive
-restarts; a dossier open longer than that drops out of the open counts after a restart.
-"""
+**State and exactness.** The rule holds every event of a dossier under the key ``dossier_id``
+(one agency, so one partition) while the dossier is open, and after it closed until its last
+event is :data:`RELEASE_MARGIN` (10 days) older than the 30-day window of the next day to close;
+then it releases them, forgets the dossier and, for :data:`RELEASED_MEMORY`, ignores re-sent
+events of it. After a crash the worker replays from the oldest held event of each partition and
+the rule rebuilds the same state. A replay may start earlier than the state needs (an old open
+dossier), so a day's 30-day values are published only when the rule knows it has the whole
+window: from the latest *first* event time among the partitions it saw before its first
+evaluation (producers send a partition's events in event-time order; the margin makes every
+active partition replay from before the window). The same guard keeps partial windows of a fresh
+deployment out of the KPI table. Limits: a partition with no dossier activity for longer than
+the window plus the margin is not replayed and cannot be checked; gauge values of past minutes
+may be re-published from the replayed state. The alert state is restored from the alert log:
+days up to an agency's latest alert record are not evaluated again. The dossier topic keeps
+:data:`DOSSIER_RETENTION` (180 days) so open dossiers survive restarts; a dossier open longer
+than that drops out of the open counts after a restart. """
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Input: ``ioc.feedback.report.v1``, one event per lifecycle step of a report (submitted →
 assigned → in_progress → resolved / rejected; a later non-closing step reopens a report),
-partitioned by ``report_id`` so a report's steps stay in order. A report's state is the fold of
+partitioned by ``area_code`` (``report_id`` when empty) so a report's steps stay in order and an
+area's windows sit on one partition. A report's state is the fold of
 its steps in event-time order: status = the latest step's; agency and due time = the latest
 non-empty ones (an empty agency or a null due time on a later step means unchanged); rating =
 the latest given. ``submitted_at`` is the time of its ``submitted`` step (else its first step).
@@ -83,9 +84,11 @@ a problem — its first steps leave Kafka, and a restart rebuilds it from its la
 within one day of the processor's timer clock: older values cannot be recomputed exactly after
 a restart (released reports are not replayed), so they are left as first written.
 
-Scaling out: the KPI windows and the surge rule count across reports of one area, which sit on
-different partitions (the partition key is ``report_id``). With one worker that is exact; with
-several workers each would count only its own partitions' reports.
+Scaling out: the per-area KPI windows and the surge rule read one partition per area (the
+partition key is the area), so they stay exact with several workers. The per-agency 30-day
+rates and the backlog gather reports of many areas, i.e. of several partitions: exact with one
+worker; with several, each would count only its own partitions' reports (a repartition by
+agency is not built).
 """
 
 from __future__ import annotations

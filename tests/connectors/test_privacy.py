@@ -149,8 +149,10 @@ def test_producer_pre_send_step_sends_a_pseudonym_and_never_the_name_or_phone(
     for (_, _, raw), v in zip(fake.sent, values, strict=True):
         assert b"905" not in raw and "Lê Văn Nam".encode() not in raw
         assert v["description"] == f"Ngập sâu, gọi tôi {MASK}"
-    assert [k for _, k, _ in fake.sent] == [b"PA-1", b"PA-2"]  # keyed by report_id
-    assert PARTITION_KEYS[REPORT_TOPIC] == "report_id"
+    # keyed by area (a report never changes area), by report_id when the area is empty
+    assert PARTITION_KEYS[REPORT_TOPIC] == ("area_code", "report_id")
+    assert [k for _, k, _ in fake.sent] == [
+        (v["area_code"] or v["report_id"]).encode() for v in values]
 
 
 def test_without_the_pre_send_step_personal_fields_are_rejected_not_sent() -> None:
