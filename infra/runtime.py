@@ -64,13 +64,20 @@ def missing_topics(settings: Settings, catalogue: Catalogue | None = None,
     return [name for name in wanted if name not in existing]
 
 
+COMPACTED_TOPICS = ("ioc.alert.v1", "ioc.alert_ack.v1", "ioc.silence.v1")
+ALERT_EVENT_TOPIC = "ioc.alert_event.v1"
+ALERT_EVENT_RETENTION_MS = 30 * 24 * 3600 * 1000
+
+
 def topic_configs(settings: Settings, catalogue: Catalogue) -> dict[str, dict[str, str]]:
     """Per-topic Kafka configs (by full topic name) that ``ioc setup`` creates or sets.
 
     * LogAppendTime everywhere: retention counts from arrival, so an agency's backfill of old
       events (whose producer may stamp them with event time) is not deleted on arrival.
     * The alert topic is compacted and never deleted: the latest record of every alert survives
-      so a restarted worker resumes its firing alerts, however old.
+      so a restarted worker resumes its firing alerts, however old. So are the notifier's
+      acknowledgement and silence topics (its state is rebuilt from them at start); its
+      history topic keeps 30 days (ClickHouse keeps it for good).
     * Topics whose events rules hold for long (see :class:`ioc.streams.domain.Holds`) keep them
       at least that long (``Domain.retention``).
     """
@@ -80,8 +87,10 @@ def topic_configs(settings: Settings, catalogue: Catalogue) -> dict[str, dict[st
     configs: dict[str, dict[str, str]] = {}
     for t in catalogue.topics:
         config = {"message.timestamp.type": "LogAppendTime"}
-        if t == "ioc.alert.v1":
+        if t in COMPACTED_TOPICS:
             config["cleanup.policy"] = "compact"
+        if t == ALERT_EVENT_TOPIC:
+            config["retention.ms"] = str(ALERT_EVENT_RETENTION_MS)
         configs[settings.topic(t)] = config
     for domain in build_domains(load_reference(settings.reference_dir)):
         for t, keep in domain.retention.items():

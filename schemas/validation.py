@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from ioc.schemas.checks_notify import CHECKS as _NOTIFY_CHECKS
 from ioc.schemas.checks_security_cyber import CHECKS as _SECURITY_CYBER_CHECKS
 
 Check = Callable[[Mapping[str, Any]], list[str]]
@@ -51,6 +52,7 @@ _CHECKS: dict[str, list[Check]] = {
 
 # Subsystems keep their checks in their own modules; they are merged here.
 _CHECKS.update(_SECURITY_CYBER_CHECKS)
+_CHECKS.update(_NOTIFY_CHECKS)
 
 
 def semantic_errors(topic: str, record: Mapping[str, Any]) -> list[str]:
