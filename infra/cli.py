@@ -1,13 +1,15 @@
 """The ``ioc`` command: one entry point for agencies' data, operators and the platform team.
 
     ioc setup                     topics, ClickHouse migrations, reference data (idempotent)
-    ioc run [--exit-when-idle S]  stream worker + ClickHouse sink in the foreground
+    ioc run [--exit-when-idle S]  stream worker + ClickHouse sink (+ notifier) in the foreground
     ioc produce TOPIC --file F    JSON lines → Avro events on Kafka
     ioc simulate traffic          realistic traffic events for the reference road segments
     ioc sql QUERY                 query ClickHouse (read-only)
     ioc demo [--duration S]       everything at once on this machine, with a live summary
     ioc kafka up|down|status      the local single-node Kafka broker (KRaft)
     ioc dashboards build [--check] generate Grafana provisioning files
+    ioc notify [--check]          the alert notifier alone (also part of run and demo)
+    ioc alerts list|show|ack|silence  alerts for duty officers (works while run is running)
 
 Settings come from the environment (see ``ioc.infra.settings``): IOC_DATA_DIR,
 IOC_KAFKA_BOOTSTRAP, IOC_CLICKHOUSE_URL, …
@@ -25,6 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ioc.infra import cli_alerts
 from ioc.infra.settings import Settings
 
 EXIT_USAGE = 2
@@ -263,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("kafka", help="the local single-node Kafka broker")
     s.add_argument("action", choices=["up", "down", "status"])
     s.set_defaults(func=cmd_kafka)
+
+    cli_alerts.register(sub)  # ioc notify, ioc alerts list|show|ack|silence
 
     s = sub.add_parser("dashboards", help="Grafana dashboards as code")
     s.add_argument("action", choices=["build"])

@@ -431,7 +431,7 @@ _CHANNEL_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "webhook": (("type", "url", "timeout", "max_alerts"), ("url",)),
     "http": (("type", "url", "method", "format", "headers", "body", "contact", "secret",
               "timeout"), ("url", "contact")),
-    "file": (("type", "directory", "contact"), ("directory",)),
+    "file": (("type", "directory", "contact", "from"), ("directory",)),
 }
 
 

@@ -76,6 +76,7 @@ class Notification:
     escalation_after: timedelta | None = None
     parent_id: str = ""
     failures: tuple[str, ...] = ()
+    fallback_from: str = ""  # the receiver a fallback notification stands in for
 
     @property
     def alert_keys(self) -> list[str]:
@@ -95,6 +96,7 @@ class Notification:
                 "escalation_after_s": (self.escalation_after.total_seconds()
                                        if self.escalation_after is not None else None),
                 "parent_id": self.parent_id, "failures": list(self.failures),
+                "fallback_from": self.fallback_from,
                 "deliveries": [d.to_json() for d in deliveries]}
 
     def history_record(self, deliveries: Iterable[Any], subject: str = "") -> dict[str, Any]:
@@ -129,7 +131,8 @@ class Notification:
                 [history.alert_from_json(a) for a in data.get("alerts", [])],
                 dict(data.get("group_labels") or {}),
                 timedelta(seconds=after) if after is not None else None,
-                data.get("parent_id") or "", tuple(data.get("failures") or ()))
+                data.get("parent_id") or "", tuple(data.get("failures") or ()),
+                data.get("fallback_from") or "")
         return n, list(data.get("deliveries") or [])
 
 
