@@ -30,7 +30,9 @@ PARTITION_KEYS: dict[str, str] = {
     "ioc.security.incident.v1": "area_code",
     "ioc.cyber.mention.v1": "topic",
     "ioc.cyber.security_event.v1": "system",
-    # The notifier's topics: acks compact to the latest per alert, silences per silence.
+    # Alerts (the worker keys them so) and the notifier's topics: acks compact to the latest per
+    # alert, silences per silence.
+    "ioc.alert.v1": "alert_id",
     "ioc.alert_ack.v1": "alert_id",
     "ioc.silence.v1": "silence_id",
     "ioc.alert_event.v1": "alert_id",

@@ -25,13 +25,14 @@ from typing import Any
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 import ioc.infra
-from ioc.dashboards import cyber, security, traffic
+from ioc.dashboards import alerts_board, cyber, security, traffic
 from ioc.dashboards.common import DATASOURCE_TYPE, DATASOURCE_UID, serialise, to_dict
 
 DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "traffic": traffic.build,
     "security": security.build,
     "cyber": cyber.build,
+    "alerts_board": alerts_board.build,
 }
 
 GRAFANA_PROVISIONING_PATH = "/etc/grafana/provisioning"

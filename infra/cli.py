@@ -75,7 +75,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"ioc run: worker + sink on {settings.bootstrap} → {settings.clickhouse}"
           + (f" (exits after {args.exit_when_idle:g}s idle)" if args.exit_when_idle else ""),
           file=sys.stderr)
-    return run(settings, exit_when_idle=args.exit_when_idle)
+    try:
+        return run(settings, exit_when_idle=args.exit_when_idle)
+    except cli_alerts.ConfigError as exc:
+        print("ioc run: the notification routing config is invalid:\n" + str(exc),
+              file=sys.stderr)
+        return 1
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:

@@ -24,7 +24,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ioc.connectors.notify.config import ConfigError
 from ioc.infra.settings import Settings
+
+__all__ = ["ConfigError", "register"]
 
 ALERT, ACK, SILENCE, EVENTS = ("ioc.alert.v1", "ioc.alert_ack.v1", "ioc.silence.v1",
                                "ioc.alert_event.v1")

@@ -338,6 +338,91 @@ class SinkProcess:
             self.proc.join(10)
 
 
+# -- the notifier child process ----------------------------------------------------------------
+
+def notifier_main(settings: Settings, config_path: str, drain: Any, ready: Any,
+                  parent_pid: int) -> None:
+    """Entry point of the notifier process (multiprocessing, spawn)."""
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s notifier %(levelname)s %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates shutdown
+    from ioc.connectors.notify.service import notify_main
+
+    sys.exit(notify_main(settings, config_path, drain, ready, parent_pid))
+
+
+class NotifierProcess:
+    """The alert notifier (``connectors/notify``) as a child process of ``ioc run`` /
+    ``ioc demo``, supervised like the sink. It needs no ClickHouse: it reads and writes Kafka
+    only (the sink stores its history)."""
+
+    def __init__(self, settings: Settings, config_path: Path) -> None:
+        ctx = mp.get_context("spawn")
+        self.drain = ctx.Event()
+        self.ready = ctx.Event()
+        self.proc = ctx.Process(target=notifier_main, name="ioc-notify",
+                                args=(settings, str(config_path), self.drain, self.ready,
+                                      os.getpid()), daemon=False)
+
+    @classmethod
+    def maybe(cls, settings: Settings, log_line: Callable[[str], None] | None = None
+              ) -> NotifierProcess | None:
+        """The notifier if a routing config exists (checked now, so a broken config stops
+        ``ioc run`` with its file:line errors); otherwise None and one line saying so."""
+        from ioc.connectors.notify.config import load_config
+
+        say = log_line or (lambda text: print(text, file=sys.stderr))
+        path = settings.notify_config_path
+        if path is None:
+            say("notifier: off — no routing config (set IOC_NOTIFY_CONFIG or create "
+                f"{settings.data_dir / 'notify' / 'routes.yaml'}; see docs/notifications.md)")
+            return None
+        load_config(path)  # raises ConfigError
+        say(f"notifier: routing from {path}; ack links at {settings.notify_base_url}/ack/…")
+        return cls(settings, path)
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.proc.start()
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.5):
+            if not self.proc.is_alive():
+                raise RuntimeError(f"notifier process exited with code {self.proc.exitcode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("notifier process did not start in time")
+
+    def problem(self) -> str | None:
+        if self.proc.is_alive() or self.drain.is_set():
+            return None
+        return (f"the notifier process exited (code {self.proc.exitcode}); see its log lines "
+                "above")
+
+    def finish(self, timeout: float = 180.0) -> int:
+        """Catch up with the alert topic, send what is pending, wait for deliveries, exit."""
+        self.drain.set()
+        self.proc.join(timeout)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(10)
+            return 1
+        return self.proc.exitcode or 0
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(10)
+
+
+def watch_all(*checks: Callable[[], str | None]) -> Callable[[], str | None]:
+    """One watchdog for several companion processes: the first problem found."""
+    def check() -> str | None:
+        for c in checks:
+            problem = c()
+            if problem:
+                return problem
+        return None
+    return check
+
+
 # -- the worker --------------------------------------------------------------------------------
 
 def run_worker(settings: Settings, exit_when_idle: float | None = None,
@@ -412,17 +497,30 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
 
 
 def run(settings: Settings, exit_when_idle: float | None = None) -> int:
-    """``ioc run``: sink child process + Faust worker here."""
+    """``ioc run``: sink child process + notifier child process (when a routing config
+    exists) + Faust worker here. When idle-exit is asked for, the notifier finishes first (so
+    its history of this run reaches the sink), then the sink drains."""
+    notifier = NotifierProcess.maybe(settings)
     sink = SinkProcess(settings)
     sink.start()
     try:
-        code = run_worker(settings, exit_when_idle, watchdog=sink.problem)
+        if notifier is not None:
+            notifier.start()
+        watchdog = watch_all(sink.problem, *([notifier.problem] if notifier else []))
+        code = run_worker(settings, exit_when_idle, watchdog=watchdog)
     except BaseException:
+        if notifier is not None:
+            notifier.stop()
         sink.stop()
         raise
     if exit_when_idle is not None:
+        notifier_code = notifier.finish() if notifier is not None and code == 0 else 0
+        if notifier is not None:
+            notifier.stop()
         sink_code = sink.finish()
-        return code or sink_code
+        return code or notifier_code or sink_code
+    if notifier is not None:
+        notifier.stop()
     sink.stop()
     return code
 

@@ -73,7 +73,7 @@ def _secret(env: Mapping[str, str], name: str) -> Secret | None:
     return Secret(env[name]) if env.get(name) else None
 
 
-TOKEN_PREFIX = "IOC_NOTIFY_TOKEN_"
+TOKEN_PREFIX = "IOC_NOTIFY_TOKEN_"  # noqa: S105 - an env name prefix, not a secret
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,7 @@ async def _post(session: aiohttp.ClientSession, url: str, body: bytes,
             raise _http_error(resp.status, text, resp.headers)
     except DeliveryError:
         raise
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         message = f"{type(exc).__name__}: {str(exc)[:200]}"
         if redact:
             message = message.replace(redact, "***")
@@ -272,7 +272,7 @@ class TelegramChannel:
                                     retry_after=float(retry_after) if retry_after else None)
         except DeliveryError:
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise DeliveryError(f"{type(exc).__name__}: {str(exc)[:200]}".replace(token, "***")
                                 ) from None
 

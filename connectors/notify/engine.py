@@ -237,9 +237,12 @@ class Dispatcher:
 
     # -- inputs --------------------------------------------------------------------------------
 
-    def observe_alert(self, rec: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
+    def observe_alert(self, rec: Mapping[str, Any], now: datetime, replay: bool = False
+                      ) -> list[dict[str, Any]]:
         """Take one alert record at wall-clock ``now``; returns history records of a new
-        transition (if any)."""
+        transition (if any). ``replay``: the record comes from re-reading the topic at start,
+        so it is recorded only if it is recent (within ``history_lookback``) and not already in
+        the history read back; a live record that is a new transition is always recorded."""
         rec = dict(rec)
         aid = rec["alert_id"]
         prev = self.alerts.get(aid)
@@ -256,7 +259,7 @@ class Dispatcher:
                 return []
         self.alerts[aid] = rec
         events = (self._new(history.state_change(rec, rec["updated_at"]))
-                  if rec["updated_at"] >= self.since else [])
+                  if not replay or rec["updated_at"] >= self.since else [])
         labels = labels_of(rec)
         routes = self.config.route.match(labels)
         targets = {route.group_key(labels): route for route in routes}
@@ -280,25 +283,27 @@ class Dispatcher:
             self._put(g, rec, add=True)
         return events
 
-    def observe_ack(self, ack: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def observe_ack(self, ack: Mapping[str, Any], replay: bool = False
+                    ) -> list[dict[str, Any]]:
         ack = dict(ack)
         cur = self.acks.get(ack["alert_id"])
         if cur is None or (ack["starts_at"], ack["acked_at"]) >= (cur["starts_at"],
                                                                   cur["acked_at"]):
             self.acks[ack["alert_id"]] = ack
-        if ack["acked_at"] < self.since:
+        if replay and ack["acked_at"] < self.since:
             return []
         return self._new(history.acked(ack, self.alerts.get(ack["alert_id"])))
 
-    def observe_silence(self, record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def observe_silence(self, record: Mapping[str, Any], replay: bool = False
+                        ) -> list[dict[str, Any]]:
         cur = self.silences.get(record["silence_id"])
         if cur is not None and record["updated_at"] < cur.record["updated_at"]:
             return []
         self.silences[record["silence_id"]] = parse_silence(record)
         events = []
-        if record["created_at"] >= self.since:
+        if not replay or record["created_at"] >= self.since:
             events += self._new(history.silence_created(record))
-        if record.get("expired_by") and record["updated_at"] >= self.since:
+        if record.get("expired_by") and (not replay or record["updated_at"] >= self.since):
             events += self._new(history.silence_expired(record))
         return events
 

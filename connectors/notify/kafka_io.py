@@ -14,6 +14,7 @@ acts on it (the "intent before send" rule).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -22,8 +23,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, \
-    TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from ioc.connectors.notify.model import ms
 from ioc.connectors.producer import partition_key, producer_config
@@ -163,6 +170,16 @@ class Follower:
         self.consumer.close()
 
 
+def _settle(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[KafkaError | None],
+            err: KafkaError | None) -> None:
+    """Delivery report (producer's poll thread) → the waiting coroutine (event loop)."""
+    def apply() -> None:
+        if not fut.done():
+            fut.set_result(err)
+
+    loop.call_soon_threadsafe(apply)
+
+
 class AsyncProducer:
     """Validated, keyed, idempotent writes whose delivery can be awaited."""
 
@@ -205,15 +222,10 @@ class AsyncProducer:
             self.produce(topic, record)
             return
         delay = 0.5
+        loop = asyncio.get_running_loop()
         while True:
-            loop = asyncio.get_running_loop()
             done: asyncio.Future[KafkaError | None] = loop.create_future()
-
-            def settle(err: KafkaError | None, fut: asyncio.Future[KafkaError | None] = done
-                       ) -> None:
-                loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(err))
-
-            self.produce(topic, record, settle)
+            self.produce(topic, record, functools.partial(_settle, loop, done))
             err = await done
             if err is None:
                 return

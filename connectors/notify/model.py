@@ -176,7 +176,7 @@ def parse_duration(text: str) -> timedelta:
 
 def duration_vi(td: timedelta) -> str:
     """``15 phút``, ``1 giờ 30 phút``, ``45 giây``, ``2 ngày``."""
-    secs = int(round(td.total_seconds()))
+    secs = round(td.total_seconds())
     if secs < 60:
         return f"{secs} giây"
     days, rest = divmod(secs, 86400)

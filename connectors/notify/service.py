@@ -111,11 +111,11 @@ class Notifier:
         self.ledger.forget_before(since)
         events: list[dict[str, Any]] = []
         for s in reads[history.SILENCE_TOPIC].records:
-            events += self.dispatcher.observe_silence(s)
+            events += self.dispatcher.observe_silence(s, replay=True)
         for a in reads[history.ACK_TOPIC].records:
-            events += self.dispatcher.observe_ack(a)
+            events += self.dispatcher.observe_ack(a, replay=True)
         for rec in reads[history.ALERT_TOPIC].records:
-            events += self.dispatcher.observe_alert(rec, now)
+            events += self.dispatcher.observe_alert(rec, now, replay=True)
         await self._record(events)
         self.session: aiohttp.ClientSession | None = None
         base = (self.settings.notify_base_url if self.settings.notify_port

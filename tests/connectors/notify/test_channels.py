@@ -17,8 +17,16 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import T0, alert
-from servers import SMTP_PASSWORD, SMTP_USER, HttpServer, Request, SmtpServer, make_cert
+from notify_helpers import (
+    SMTP_PASSWORD,
+    SMTP_USER,
+    T0,
+    HttpServer,
+    Request,
+    SmtpServer,
+    alert,
+    make_cert,
+)
 
 from ioc.connectors.notify.channels import build_channels
 from ioc.connectors.notify.config import NotifyConfig, parse_config
@@ -30,7 +38,7 @@ from ioc.infra.reference import load_areas
 from ioc.infra.settings import Secret, Settings
 
 SECRET = b"khoa-ky-lien-ket-thu-nghiem"
-WEBHOOK_SECRET = "bi-mat-webhook"
+WEBHOOK_SECRET = "bi-mat-webhook"  # noqa: S105
 BOT_TOKEN = "123456:ABC-bot-token"  # noqa: S105
 SMS_TOKEN = "sms-token-42"  # noqa: S105
 AREAS = {code: a.name_vi for code, a in load_areas().items()}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from conftest import T0, alert
+from notify_helpers import T0, alert
 
 from ioc.connectors.notify.config import NotifyConfig
 from ioc.connectors.notify.deliveries import Delivery, Ledger, plan

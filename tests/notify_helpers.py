@@ -1,6 +1,8 @@
-"""Real local servers for the notifier tests: an SMTP server (aiosmtpd, STARTTLS + AUTH) and
+"""Helpers shared by the notifier tests (``from notify_helpers import ...``): alert records, a
+small routing config, and real local servers — an SMTP server (aiosmtpd, STARTTLS + AUTH) and
 HTTP servers (webhook, Telegram Bot API, SMS gateway) that record what they receive and can be
-told to fail."""
+told to fail or to answer slowly."""
+
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,8 @@ from typing import Any
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from ioc.streams.rules import alert_record
 
 SMTP_USER = "ioc-canhbao@quangnam.example"
 SMTP_PASSWORD = "mat-khau-thu-nghiem"  # noqa: S105 - a test server's password
@@ -64,7 +69,7 @@ class _Handler:
     def __init__(self, box: SmtpServer) -> None:
         self.box = box
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.box.lock:
             if self.box.fail_next > 0:
                 self.box.fail_next -= 1
@@ -129,6 +134,7 @@ class HttpServer:
     respond: Callable[[Request], tuple[int, Any]] = lambda r: (200, {"ok": True})
     requests: list[Request] = field(default_factory=list)
     port: int = 0
+    delay: float = 0.0  # seconds to wait before answering (a slow receiver)
 
     def start(self) -> HttpServer:
         self.port = free_port()
@@ -138,6 +144,8 @@ class HttpServer:
         async def handle(request: web.Request) -> web.Response:
             req = Request(request.path, dict(request.headers), await request.read())
             self.requests.append(req)
+            if self.delay:
+                await asyncio.sleep(self.delay)
             status, body = self.respond(req)
             return web.json_response(body, status=status)
 
@@ -170,3 +178,53 @@ class HttpServer:
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+# -- alerts and config ----------------------------------------------------------------------
+
+T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 08:00 in Quảng Nam
+
+CONFIG = """
+version: 1
+global:
+  title: IOC Quảng Nam
+people:
+  an:    {name: Nguyễn Văn An, email: an@sogtvt.example}
+  binh:  {name: Trần Thị Bình, email: binh@sogtvt.example, telegram: "1002"}
+  cuong: {name: Lê Văn Cường, email: cuong@sogtvt.example}
+  duc:   {name: Phạm Minh Đức, email: duc@sogtvt.example, phone: "0905000104"}
+channels:
+  email: {type: email, host: 127.0.0.1, from: "IOC <ioc@example.vn>"}
+  telegram: {type: telegram}
+receivers:
+  ioc:       {members: [an], via: [email]}
+  gt:        {members: [binh], via: [email, telegram], fallback: ioc}
+  truong-ca: {members: [cuong], via: [email]}
+  lanh-dao:  {members: [duc], via: [email]}
+route:
+  receiver: ioc
+  group_by: [domain, area_code]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 4h
+  routes:
+    - name: giao-thong
+      match: {domain: traffic}
+      receiver: gt
+      escalation:
+        - {after: 15m, receiver: truong-ca}
+        - {after: 45m, receiver: lanh-dao}
+inhibit_rules:
+  - {source: {severity: critical}, target: {severity: warning}, equal: [entity]}
+"""
+
+
+def alert(segment: str, severity: str = "warning", status: str = "firing",
+          starts_at: datetime = T0, updated_at: datetime | None = None, area: str = "502",
+          rule: str = "traffic.congestion", domain: str = "traffic") -> dict[str, Any]:
+    ends = (updated_at or starts_at) if status == "resolved" else None
+    return alert_record(
+        rule=rule, labels={"segment_id": segment}, severity=severity, status=status,
+        domain=domain, area_code=area, entity=segment, value=0.7, threshold=0.6,
+        summary=f"Ùn tắc kéo dài trên {segment}: chỉ số ùn tắc 0.70 (ngưỡng 0.6).",
+        starts_at=starts_at, ends_at=ends, updated_at=updated_at or starts_at)
