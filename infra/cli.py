@@ -226,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("setup", help="create topics, run migrations, load reference data")
     s.set_defaults(func=cmd_setup)
 
-    s = sub.add_parser("run", help="run the stream worker and the ClickHouse sink")
+    s = sub.add_parser("run", help="run the stream worker, the ClickHouse sink and the "
+                                   "notifier")
     s.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
                    help="exit once all input is consumed, windows and batches are flushed, and "
                         "nothing new arrived for SECONDS")

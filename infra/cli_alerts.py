@@ -309,8 +309,8 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 # -- ack ----------------------------------------------------------------------------------------
 
 def cmd_ack(args: argparse.Namespace, settings: Settings) -> int:
+    from ioc.connectors.notify.history import ack_record
     from ioc.connectors.notify.model import local_time
-    from ioc.connectors.notify.service import ack_record
 
     by = args.by.strip()
     if not by:

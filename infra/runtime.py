@@ -1,9 +1,12 @@
-"""Starting the platform's parts: setup, the stream worker, the ClickHouse sink process.
+"""Starting the platform's parts: setup, the stream worker, the ClickHouse sink process, the
+alert notifier process.
 
-``ioc run`` = the Faust worker in this process + the sink in a child process. The sink owns
+``ioc run`` = the Faust worker in this process + the sink in a child process + the notifier in
+another child process when a routing config exists (``connectors/notify``). The sink owns
 the ClickHouse client (chDB allows one engine per process and blocking inserts must not stall
 the worker's event loop); the worker needs no ClickHouse at all (it reads reference data from
-the same versioned files). If the parent dies, even by SIGKILL, the child notices and exits.
+the same versioned files), nor does the notifier (it reads and writes Kafka only; the sink
+stores its history). If the parent dies, even by SIGKILL, the children notice and exit.
 """
 
 from __future__ import annotations

@@ -197,7 +197,7 @@ class Dispatcher:
         self.acks: dict[str, dict[str, Any]] = {}  # alert_id → latest ack
         self.silences: dict[str, Silence] = {}
         self.memory: dict[str, GroupMemory] = {}  # restored, for groups not yet re-created
-        self.seen: set[str] = set()  # history event ids already written (or read back)
+        self.seen: dict[str, datetime] = {}  # history event ids written or read back → when
         self.since = start - config.global_.history_lookback
 
     # -- history -----------------------------------------------------------------------------
@@ -206,15 +206,21 @@ class Dispatcher:
         out = []
         for ev in events:
             if ev["event_id"] not in self.seen:
-                self.seen.add(ev["event_id"])
+                self.seen[ev["event_id"]] = ev["occurred_at"]
                 out.append(ev)
         return out
+
+    def prune(self, now: datetime) -> None:
+        """Forget history ids older than the lookback (a long-running process stays small;
+        such records are never re-read at start either)."""
+        self.since = now - self.config.global_.history_lookback
+        self.seen = {k: t for k, t in self.seen.items() if t >= self.since}
 
     def restore(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Rebuild what every group was told from the history records (oldest first). Call
         before the first alert is observed."""
         for ev in events:
-            self.seen.add(ev["event_id"])
+            self.seen[ev["event_id"]] = ev["occurred_at"]
             if ev["kind"] != "notification" or ev["reason"] == "fallback":
                 continue
             mem = self.memory.setdefault(ev["group_key"], GroupMemory())

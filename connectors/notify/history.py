@@ -8,6 +8,7 @@ row in ``ioc.alert_events FINAL``, and a restarted notifier recognises what it a
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -69,6 +70,18 @@ def acked(ack: Mapping[str, Any], alert: Mapping[str, Any] | None) -> dict[str, 
     return event("acked", ack["acked_at"], stable_id("ack", ack["ack_id"]),
                  actor=ack["acked_by"], detail=ack.get("comment") or "",
                  reason=ack.get("via") or "", **fields)
+
+
+def ack_record(alert_id: str, starts_at: datetime, by: str, comment: str, via: str,
+               now: datetime, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """An ``ioc.alert_ack.v1`` record; ``first_acked_at`` carries over from an earlier ack of
+    the same episode (time to acknowledge counts from the first)."""
+    first = now
+    if previous is not None and previous["starts_at"] == starts_at:
+        first = min(previous.get("first_acked_at") or previous["acked_at"], now)
+    return {"ack_id": uuid.uuid4().hex, "alert_id": alert_id, "starts_at": starts_at,
+            "acked_by": by, "comment": comment, "acked_at": now, "first_acked_at": first,
+            "via": via}
 
 
 def silence_created(s: Mapping[str, Any]) -> dict[str, Any]:

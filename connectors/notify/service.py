@@ -25,13 +25,13 @@ import asyncio
 import html
 import logging
 import os
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from ioc.connectors.notify import history
 from ioc.connectors.notify.channels import build_channels, missing_secrets
@@ -42,19 +42,25 @@ from ioc.connectors.notify.kafka_io import AsyncProducer, Follower, read_topics
 from ioc.connectors.notify.model import domain_vi, local_time, severity_vi
 from ioc.connectors.notify.sender import Contexts, Sender
 from ioc.connectors.notify.tokens import TokenError, load_or_create_secret, verify
+from ioc.infra.metrics import Metrics, serve
 from ioc.infra.settings import Settings
 from ioc.schemas.serde import Serde
 
 log = logging.getLogger(__name__)
 
 FOLLOWED = (history.ALERT_TOPIC, history.ACK_TOPIC, history.SILENCE_TOPIC)
+PRUNE_EVERY = timedelta(minutes=10)
+METRICS_OFFSET = 2
+"""The notifier serves Prometheus metrics on ``IOC_METRICS_PORT + 2`` (worker +0, sink +1)."""
 
 
 class Notifier:
     def __init__(self, settings: Settings, config: NotifyConfig, *,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 serde: Serde | None = None) -> None:
+                 serde: Serde | None = None, registry: CollectorRegistry | None = None
+                 ) -> None:
         self.settings = settings
+        self.metrics = Metrics(registry or CollectorRegistry())
         self.config = config
         self.clock = clock
         self.serde = serde or Serde()
@@ -88,6 +94,7 @@ class Notifier:
             log.error("a notification task failed", exc_info=task.exception())
 
     def _on_outcome(self, n: Notification, d: Delivery, outcome: str) -> None:
+        self.metrics.notification_deliveries.labels(d.channel, outcome).inc()
         if outcome == "sent":
             self.sent += 1
         else:
@@ -169,13 +176,20 @@ class Notifier:
         notes, events = self.dispatcher.due(self.clock(), flush_all=flush_all)
         await self._record(events)
         for n in notes:
+            self.metrics.notifications.labels(n.receiver, n.reason).inc()
             self._spawn(self.sender.send(n))
         return len(notes)
 
     async def tick(self) -> None:
         interval = self.config.global_.evaluation_interval.total_seconds()
+        last_prune = self.clock()
         while True:
             await self.evaluate()
+            now = self.clock()
+            if now - last_prune >= PRUNE_EVERY:
+                last_prune = now
+                self.dispatcher.prune(now)
+                self.ledger.forget_before(now - self.config.global_.history_lookback)
             await asyncio.sleep(interval)
 
     async def run(self, drain: Any = None, parent_pid: int | None = None) -> int:
@@ -240,7 +254,14 @@ class Notifier:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.notify_host, self.settings.notify_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # notifications matter more than the ack page
+            log.error("notifier HTTP server cannot listen on %s:%d (%s): ack links will not "
+                      "work; use `ioc alerts ack`", self.settings.notify_host,
+                      self.settings.notify_port, exc)
+            await runner.cleanup()
+            return None
         self.port = self.settings.notify_port
         log.info("notifier HTTP on http://%s:%d", self.settings.notify_host, self.port)
         return runner
@@ -307,7 +328,7 @@ class Notifier:
             return _page("Cảnh báo đã kết thúc",
                          "<p>Đợt cảnh báo này đã kết thúc; không cần xác nhận nữa.</p>",
                          status=409)
-        record = ack_record(claim.alert_id, claim.starts_at, by or claim.recipient, comment,
+        record = history.ack_record(claim.alert_id, claim.starts_at, by or claim.recipient, comment,
                             "link", self.clock(), self.dispatcher.acks.get(claim.alert_id))
         await self.producer.send(history.ACK_TOPIC, record)
         await self._record(self.dispatcher.observe_ack(record))
@@ -316,18 +337,6 @@ class Notifier:
             f"{local_time(record['acked_at'])}. Cảnh báo sẽ không được chuyển lên cấp trên."
             "</p>")
         return _page("Đã xác nhận", body)
-
-
-def ack_record(alert_id: str, starts_at: datetime, by: str, comment: str, via: str,
-               now: datetime, previous: dict[str, Any] | None) -> dict[str, Any]:
-    """An ``ioc.alert_ack.v1`` record; ``first_acked_at`` carries over from an earlier ack of
-    the same episode (time to acknowledge counts from the first)."""
-    first = now
-    if previous is not None and previous["starts_at"] == starts_at:
-        first = min(previous.get("first_acked_at") or previous["acked_at"], now)
-    return {"ack_id": uuid.uuid4().hex, "alert_id": alert_id, "starts_at": starts_at,
-            "acked_by": by, "comment": comment, "acked_at": now, "first_acked_at": first,
-            "via": via}
 
 
 def _alert_block(alert: dict[str, Any] | None, starts_at: datetime,
@@ -368,7 +377,14 @@ def notify_main(settings: Settings, config_path: str, drain: Any = None, ready: 
     config = load_config(Path(config_path))
 
     async def main() -> int:
-        notifier = Notifier(settings, config)
+        registry = CollectorRegistry()
+        if settings.metrics_port:
+            try:
+                serve(registry, settings.metrics_port + METRICS_OFFSET)
+            except OSError as exc:
+                log.warning("notifier metrics port %d unavailable: %s",
+                            settings.metrics_port + METRICS_OFFSET, exc)
+        notifier = Notifier(settings, config, registry=registry)
         runner = asyncio.ensure_future(notifier.run(drain, parent_pid))
         ready_wait = asyncio.ensure_future(notifier.ready.wait())
         await asyncio.wait({runner, ready_wait}, return_when=asyncio.FIRST_COMPLETED)

@@ -19,8 +19,8 @@ from notify_helpers import CONFIG, alert
 from ioc.connectors.notify.config import parse_config
 from ioc.connectors.notify.deliveries import plan
 from ioc.connectors.notify.engine import Dispatcher
+from ioc.connectors.notify.history import ack_record
 from ioc.connectors.notify.sender import delivery_record
-from ioc.connectors.notify.service import ack_record
 from ioc.dashboards import alerts_board
 from ioc.dashboards.build import iter_panels, panel_queries, render, render_dict
 from ioc.dashboards.common import DATASOURCE_UID, GRID_COLUMNS, WALL_ROWS, serialise, to_dict
