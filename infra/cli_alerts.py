@@ -118,7 +118,11 @@ def cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
 
     print(f"ioc notify: {path} on {settings.bootstrap}; ack links at "
           f"{settings.notify_base_url}/ack/…", file=sys.stderr)
-    return notify_main(settings.with_(notify_config=path), str(path))
+    try:
+        return notify_main(settings.with_(notify_config=path), str(path))
+    except RuntimeError as exc:  # e.g. topics missing: `ioc setup` first
+        print(f"ioc notify: {exc}", file=sys.stderr)
+        return 1
 
 
 # -- reading state from Kafka -------------------------------------------------------------------

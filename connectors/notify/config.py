@@ -9,6 +9,7 @@ guide is ``docs/notifications.md``)::
       ack_link_ttl: 24h           # how long an ack link works
       evaluation_interval: 1s     # how often groups and escalations are evaluated
       history_lookback: 7d        # how much history a restarted notifier reads back
+      max_alert_age: 24h          # a firing record older than this (event time) pages nobody
       fallback_receiver: truc-ban-ioc
       retry: {attempts: 4, initial_backoff: 2s, max_backoff: 1m}
     people:                       # duty officers and their contact points
@@ -143,6 +144,7 @@ class GlobalConfig:
     ack_link_ttl: timedelta = timedelta(hours=24)
     evaluation_interval: timedelta = timedelta(seconds=1)
     history_lookback: timedelta = timedelta(days=7)
+    max_alert_age: timedelta = timedelta(hours=24)  # 0: no limit
     fallback_receiver: str | None = None
     retry: RetryPolicy = RetryPolicy()
 
@@ -438,7 +440,8 @@ _CHANNEL_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 def _check_global(c: _Checker, raw: Any, line: int) -> GlobalConfig:
     m = c.mapping(raw, "global", line)
     c.known_keys(m, "global", ("title", "ack_link_ttl", "evaluation_interval",
-                               "history_lookback", "fallback_receiver", "retry"))
+                               "history_lookback", "max_alert_age", "fallback_receiver",
+                               "retry"))
     d = GlobalConfig()
     r = c.mapping(m.get("retry"), "global.retry", c.line_of(m, "retry"))
     c.known_keys(r, "global.retry", ("attempts", "initial_backoff", "max_backoff"))
@@ -458,6 +461,8 @@ def _check_global(c: _Checker, raw: Any, line: int) -> GlobalConfig:
         evaluation_interval=evaluation or d.evaluation_interval,
         history_lookback=c.duration(m, "history_lookback", "global",
                                     d.history_lookback) or d.history_lookback,
+        max_alert_age=c.duration(m, "max_alert_age", "global", d.max_alert_age)
+        or timedelta(0),
         fallback_receiver=c.string(m, "fallback_receiver", "global"),
         retry=retry)
 

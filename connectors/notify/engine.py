@@ -27,6 +27,9 @@ Semantics (Alertmanager's, plus acknowledgement and escalation):
   repeating. Levels that were told about an episode also get its resolved notification.
 - A new episode of an alert (new ``starts_at``) implies the end of the previous one: if the
   resolve record was compacted away, the group still announces the old episode as resolved.
+- A firing record whose ``updated_at`` (event time) is older than ``max_alert_age`` when it
+  arrives (a backfill of last month's data, a replay) opens no group and pages nobody; an
+  episode already announced still gets its updates and its resolve.
 - When an alert's routes change (a warning becomes critical and matches another route), groups
   it leaves forget it quietly if the same receiver hears about it in its new group; otherwise they
   keep it until it resolves, so whoever was told about an episode is told when it ends.
@@ -278,12 +281,14 @@ class Dispatcher:
                 self._drop_alert(g, aid)
             else:
                 self._put(g, rec, add=False)
+        max_age = self.config.global_.max_alert_age
+        historical = bool(max_age) and now - rec["updated_at"] > max_age
         for gk, route in targets.items():
             g = self.groups.get(gk)
             if g is None:
                 mem = self.memory.get(gk)
                 known = mem is not None and any(k.startswith(aid + "|") for k in mem.episodes)
-                if rec["status"] != "firing" and not known:
+                if (rec["status"] != "firing" or historical) and not known:
                     continue
                 g = self._create(gk, route, labels, now)
             self._put(g, rec, add=True)

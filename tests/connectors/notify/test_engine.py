@@ -291,3 +291,19 @@ def test_ledger_resumes_interrupted_deliveries_and_owes_fallbacks(config: Notify
     restored, _ = Notification.from_event(events[1])
     assert [episode_key(x) for x in restored.alerts] == [episode_key(x) for x in second.alerts]
     assert restored.alerts[0]["starts_at"] == T0
+
+
+def test_old_firing_records_from_a_backfill_page_nobody(config: NotifyConfig) -> None:
+    d = Dispatcher(config, T0)
+    old = alert("TK-HV-01", starts_at=T0 - timedelta(days=30))
+    events = d.observe_alert(old, T0)
+    assert [e["kind"] for e in events] == ["alert_firing"]  # recorded in the history …
+    assert run(d, T0, T0 + 10 * M, step=10 * S) == []  # … but nobody is paged
+    assert d.groups == {}
+    # an announced episode still gets its resolve, however late its record is
+    d.observe_alert(alert("TK-HV-02"), T0)
+    run(d, T0, T0 + 30 * S)
+    late = alert("TK-HV-02", status="resolved", updated_at=T0 + M)
+    d.observe_alert(late, T0 + 3 * 24 * 60 * M)
+    notes = run(d, T0 + 3 * 24 * 60 * M, T0 + 3 * 24 * 60 * M + 10 * S)
+    assert summary(notes) == [("gt", 0, "resolved", ["TK-HV-02:resolved:warning"])]
