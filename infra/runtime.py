@@ -314,9 +314,11 @@ class SinkProcess:
         deadline = time.monotonic() + timeout
         while not self.ready.wait(0.5):
             if not self.proc.is_alive():
-                raise RuntimeError(f"sink process exited with code {self.proc.exitcode}")
+                raise RuntimeError(f"the ClickHouse sink process exited (code "
+                                   f"{self.proc.exitcode}) while starting; see its log lines "
+                                   "above")
             if time.monotonic() > deadline:
-                raise RuntimeError("sink process did not start in time")
+                raise RuntimeError("the ClickHouse sink process did not start in time")
 
     def problem(self) -> str | None:
         """Why the sink is not running, if it stopped without being asked to."""
@@ -505,10 +507,17 @@ def run(settings: Settings, exit_when_idle: float | None = None) -> int:
     its history of this run reaches the sink), then the sink drains."""
     notifier = NotifierProcess.maybe(settings)
     sink = SinkProcess(settings)
-    sink.start()
     try:
+        sink.start()
         if notifier is not None:
             notifier.start()
+    except RuntimeError as exc:  # a child died while starting: say so, no traceback
+        print(f"ioc run: {exc}", file=sys.stderr)
+        if notifier is not None:
+            notifier.stop()
+        sink.stop()
+        return 1
+    try:
         watchdog = watch_all(sink.problem, *([notifier.problem] if notifier else []))
         code = run_worker(settings, exit_when_idle, watchdog=watchdog)
     except BaseException:

@@ -171,3 +171,24 @@ def test_ack_links_are_signed_expiring_and_bound_to_the_episode(tmp_path: Path) 
     first = load_or_create_secret(settings)
     assert first == load_or_create_secret(settings) and len(first) >= 32
     assert (tmp_path / "notify" / "secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_silences_and_acks_are_checked_before_they_are_written() -> None:
+    from ioc.schemas.serde import EncodeError, Serde
+
+    serde = Serde()
+    now = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+    silence = {"silence_id": "s1", "matchers": [], "starts_at": now,
+               "ends_at": now - timedelta(hours=1), "created_by": "Ngô Văn Khánh",
+               "comment": "", "created_at": now, "updated_at": now, "expired_by": ""}
+    with pytest.raises(EncodeError) as info:
+        serde.encode("ioc.silence.v1", silence)
+    assert "matchers: at least one matcher is needed" in str(info.value)
+    assert "ends_at: must not be before starts_at" in str(info.value)
+    with pytest.raises(EncodeError, match="is not name op"):
+        serde.encode("ioc.silence.v1", dict(silence, matchers=["domain traffic"],
+                                            ends_at=now))
+    ack = {"ack_id": "a1", "alert_id": "x", "starts_at": now, "acked_by": " ", "comment": "",
+           "acked_at": now, "first_acked_at": now, "via": "cli"}
+    with pytest.raises(EncodeError, match="acked_by: must not be empty"):
+        serde.encode("ioc.alert_ack.v1", ack)
