@@ -416,6 +416,14 @@ class NotifierProcess:
             self.proc.terminate()
             self.proc.join(10)
 
+    def kill(self) -> None:
+        """Stop at once (before the parent restarts or re-executes itself): everything the
+        notifier did is in Kafka, its successor rebuilds from there. A parent that re-executes
+        itself keeps its pid, so the child would not notice: kill it first."""
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(10)
+
 
 def watch_all(*checks: Callable[[], str | None]) -> Callable[[], str | None]:
     """One watchdog for several companion processes: the first problem found."""
