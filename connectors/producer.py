@@ -51,6 +51,12 @@ PARTITION_KEYS: dict[str, tuple[str, ...]] = {
     "ioc.feedback.report.v1": ("area_code", "report_id"),
     "ioc.egov.dossier.v1": ("dossier_id",),
     "ioc.egov.portal_check.v1": ("system_id",),
+    # Alerts (the worker keys them so) and the notifier's topics: acks compact to the latest per
+    # alert, silences per silence.
+    "ioc.alert.v1": ("alert_id",),
+    "ioc.alert_ack.v1": ("alert_id",),
+    "ioc.silence.v1": ("silence_id",),
+    "ioc.alert_event.v1": ("alert_id",),
 }
 
 PreSend = Callable[[dict[str, Any]], dict[str, Any]]

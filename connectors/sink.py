@@ -43,6 +43,10 @@ def raw_table(topic: str) -> str:
     return topic.removeprefix("ioc.").rsplit(".", 1)[0].replace(".", "_")
 
 
+NOTIFY_TABLES = {"ioc.alert_event.v1": "alert_events", "ioc.alert_ack.v1": "alert_acks",
+                 "ioc.silence.v1": "silences"}
+
+
 def default_mappings(serde: Serde) -> list[TableMapping]:
     cat = serde.catalogue
     out = []
@@ -53,6 +57,9 @@ def default_mappings(serde: Serde) -> list[TableMapping]:
                             raw=False))
     out.append(TableMapping("ioc.dlq.v1", "dead_letters", cat.get("ioc.dlq.v1").field_names,
                             raw=False))
+    # The notifier's history, acknowledgements and silences (migration 0007).
+    for topic, table in NOTIFY_TABLES.items():
+        out.append(TableMapping(topic, table, cat.get(topic).field_names, raw=False))
     return out
 
 

@@ -34,6 +34,7 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 
 import ioc.infra
 from ioc.dashboards import (
+    alerts_board,
     cyber,
     econ,
     edu,
@@ -59,6 +60,7 @@ DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "egov": egov.build,
     "feedback": feedback.build,
     "platform": platform.build,
+    "alerts_board": alerts_board.build,
 }
 
 GRAFANA_PROVISIONING_PATH = "/etc/grafana/provisioning"

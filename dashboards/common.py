@@ -306,6 +306,14 @@ NOT_ACKED = dashboard_model.SpecialValueMap(
         result=dashboard_model.ValueMappingResult(text="Chưa xác nhận", color="text", index=0)))
 
 
+ACK_JOIN = ("LEFT JOIN ioc.alert_acks AS k FINAL "
+            "ON k.alert_id = a.alert_id AND k.starts_at = a.starts_at")
+"""Join for a query on ``ioc.alerts AS a``: the latest acknowledgement of each episode
+(``ioc alerts ack`` or an ack link; migration 0007). Use with :data:`ACKED_BY`."""
+ACKED_BY = "if(k.acked_by != '', k.acked_by, a.acked_by)"
+"""Who took the alert on (empty: nobody yet)."""
+
+
 def cell(kind: str) -> dashboard_model.DynamicConfigValue:
     return dashboard_model.DynamicConfigValue("custom.cellOptions", {"type": kind})
 

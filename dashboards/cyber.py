@@ -29,6 +29,8 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dashboard_model
 
 from ioc.dashboards.common import (
+    ACK_JOIN,
+    ACKED_BY,
     add_panels,
     bar_chart,
     bar_gauge,
@@ -163,7 +165,7 @@ LATEST_EVENTS_SQL = f"""
     LIMIT 30
 """
 
-FIRING_TABLE_SQL = """
+FIRING_TABLE_SQL = f"""
     -- Firing cyber alerts, critical first, newest first; the place is the system or topic.
     SELECT
         a.severity AS severity,
@@ -171,8 +173,9 @@ FIRING_TABLE_SQL = """
         coalesce(nullIf(s.name_vi, ''), nullIf(t.name_vi, ''), nullIf(a.entity, ''),
                  a.area_code) AS area,
         a.starts_at AS since,
-        a.acked_by AS acked_by
+        {ACKED_BY} AS acked_by
     FROM ioc.alerts AS a FINAL
+    {ACK_JOIN}
     LEFT JOIN ioc.ref_gov_systems AS s FINAL ON s.system_id = a.entity
     LEFT JOIN ioc.ref_cyber_topics AS t FINAL ON t.code = a.entity
     WHERE a.domain = 'cyber' AND a.status = 'firing' AND a.starts_at <= $__toTime

@@ -25,6 +25,8 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dashboard_model
 
 from ioc.dashboards.common import (
+    ACK_JOIN,
+    ACKED_BY,
     SEVERITY_MAP,
     add_panels,
     bar_chart,
@@ -125,15 +127,16 @@ LATEST_SQL = f"""
     LIMIT 30
 """
 
-FIRING_TABLE_SQL = """
+FIRING_TABLE_SQL = f"""
     -- Firing security alerts, newest first.
     SELECT
         a.severity AS severity,
         a.summary AS summary,
         coalesce(nullIf(ar.name_vi, ''), a.area_code) AS area,
         a.starts_at AS since,
-        a.acked_by AS acked_by
+        {ACKED_BY} AS acked_by
     FROM ioc.alerts AS a FINAL
+    {ACK_JOIN}
     LEFT JOIN ioc.ref_areas AS ar FINAL ON ar.code = a.area_code
     WHERE a.domain = 'security' AND a.status = 'firing' AND a.starts_at <= $__toTime
     ORDER BY a.severity = 'critical' DESC, a.starts_at DESC

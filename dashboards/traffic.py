@@ -30,6 +30,8 @@ from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dashboard_model
 
 from ioc.dashboards.common import (
+    ACK_JOIN,
+    ACKED_BY,
     add_panels,
     bar_chart,
     bar_gauge,
@@ -178,7 +180,7 @@ INCIDENTS_BY_AREA_SQL = """
     ORDER BY incidents DESC, area
 """
 
-FIRING_TABLE_SQL = """
+FIRING_TABLE_SQL = f"""
     -- Firing traffic alerts, critical first, newest first.
     SELECT
         a.severity AS severity,
@@ -186,8 +188,9 @@ FIRING_TABLE_SQL = """
         coalesce(nullIf(s.name_vi, ''), nullIf(a.entity, ''), nullIf(ar.name_vi, ''),
                  a.area_code) AS segment,
         a.starts_at AS since,
-        a.acked_by AS acked_by
+        {ACKED_BY} AS acked_by
     FROM ioc.alerts AS a FINAL
+    {ACK_JOIN}
     LEFT JOIN ioc.ref_road_segments AS s FINAL ON s.segment_id = a.entity
     LEFT JOIN ioc.ref_areas AS ar FINAL ON ar.code = a.area_code
     WHERE a.domain = 'traffic' AND a.status = 'firing' AND a.starts_at <= $__toTime

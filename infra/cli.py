@@ -1,7 +1,7 @@
 """The ``ioc`` command: one entry point for agencies' data, operators and the platform team.
 
     ioc setup                     topics, ClickHouse migrations, reference data (idempotent)
-    ioc run [--exit-when-idle S]  stream worker + ClickHouse sink in the foreground
+    ioc run [--exit-when-idle S]  stream worker + ClickHouse sink (+ notifier) in the foreground
     ioc produce TOPIC --file F    JSON lines → Avro events on Kafka
     ioc simulate traffic          realistic traffic events for the reference road segments
     ioc sql QUERY                 query ClickHouse (read-only)
@@ -10,6 +10,8 @@
     ioc dashboards build [--check] generate Grafana provisioning files
     ioc dashboards push --url U --token T   folders, dashboards, wall playlists into Grafana
     ioc wall show|urls            the video wall profile: screens, kiosk URLs
+    ioc notify [--check]          the alert notifier alone (also part of run and demo)
+    ioc alerts list|show|ack|silence  alerts for duty officers (works while run is running)
 
 Settings come from the environment (see ``ioc.infra.settings``): IOC_DATA_DIR,
 IOC_KAFKA_BOOTSTRAP, IOC_CLICKHOUSE_URL, …
@@ -27,7 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ioc.infra import cli_wall
+from ioc.infra import cli_alerts, cli_wall
 from ioc.infra.settings import Settings
 
 EXIT_USAGE = 2
@@ -80,7 +82,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return run_worker(settings, exit_when_idle=args.exit_when_idle)
     print(f"ioc run: worker + sink on {settings.bootstrap} → {settings.clickhouse}{idle}",
           file=sys.stderr)
-    return run(settings, exit_when_idle=args.exit_when_idle)
+    try:
+        return run(settings, exit_when_idle=args.exit_when_idle)
+    except cli_alerts.ConfigError as exc:
+        print("ioc run: the notification routing config is invalid:\n" + str(exc),
+              file=sys.stderr)
+        return 1
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
@@ -273,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("setup", help="create topics, run migrations, load reference data")
     s.set_defaults(func=cmd_setup)
 
-    s = sub.add_parser("run", help="run the stream worker and the ClickHouse sink")
+    s = sub.add_parser("run", help="run the stream worker, the ClickHouse sink and the "
+                                   "notifier")
     s.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
                    help="exit once all input is consumed, windows and batches are flushed, and "
                         "nothing new arrived for SECONDS")
@@ -333,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("kafka", help="the local single-node Kafka broker")
     s.add_argument("action", choices=["up", "down", "status"])
     s.set_defaults(func=cmd_kafka)
+
+    cli_alerts.register(sub)  # ioc notify, ioc alerts list|show|ack|silence
 
     s = sub.add_parser("dashboards", help="Grafana dashboards as code")
     s.add_argument("action", choices=["build", "push"])

@@ -1,8 +1,11 @@
 """``ioc demo``: the whole platform on one machine, with a live summary.
 
 Starts the local Kafka broker (unless IOC_KAFKA_BOOTSTRAP points elsewhere), runs setup, then
-every subsystem's simulator, the Faust worker and the ClickHouse sink together for ``duration``
-seconds, printing events/s, the latest KPIs and firing alerts as they come. At the end the
+every subsystem's simulator, the Faust worker, the ClickHouse sink and the alert notifier
+together for ``duration`` seconds, printing events/s, the latest KPIs, firing alerts and
+notifications sent as they come. There is no mail server in the demo: unless the data dir has a
+routing config of its own, the notifier uses ``infra/notify/routes.demo.yaml``, whose "outbox"
+channel writes each email as an ``.eml`` file into ``$IOC_DATA_DIR/notify/outbox``. At the end the
 worker and sink drain everything, and the demo prints a few query results from ClickHouse and
 where the dashboards are.
 """
@@ -25,12 +28,15 @@ from ioc.infra.settings import Settings
 from ioc.schemas.serde import DecodeError, Serde
 
 DASHBOARD_DIR = Path(__file__).parent / "grafana" / "provisioning"
+DEMO_ROUTES = Path(__file__).parent / "notify" / "routes.demo.yaml"
+"""The demo's routing config when the data dir has none: a file "outbox" channel."""
 
 
 class LiveSummary(threading.Thread):
     """Reads the KPI and alert topics and prints a short status block every few seconds."""
 
-    def __init__(self, settings: Settings, sent: list[int], every_s: float = 10.0) -> None:
+    def __init__(self, settings: Settings, sent: list[int], every_s: float = 10.0,
+                 notifications: bool = False) -> None:
         super().__init__(name="ioc-demo-summary", daemon=True)
         self.settings = settings
         self.sent = sent
@@ -42,13 +48,18 @@ class LiveSummary(threading.Thread):
         self.vehicles_1m: dict[str, tuple[datetime, float]] = {}
         self.firing: dict[str, dict[str, Any]] = {}
         self.kpi_records = 0
+        self.notifications = notifications
+        self.delivered = 0
+        self.latest_notes: list[str] = []
 
     def run(self) -> None:
         consumer = Consumer({"bootstrap.servers": self.settings.bootstrap,
                              "group.id": f"ioc-demo-summary-{time.time_ns()}",
                              "auto.offset.reset": "latest", "enable.auto.commit": False})
         consumer.subscribe([self.settings.topic("ioc.kpi.v1"),
-                            self.settings.topic("ioc.alert.v1")])
+                            self.settings.topic("ioc.alert.v1")]
+                           + ([self.settings.topic("ioc.alert_event.v1")]
+                              if self.notifications else []))
         started = time.monotonic()
         last = started
         last_sent = 0
@@ -79,6 +90,12 @@ class LiveSummary(threading.Thread):
                     prev = target.get(rec["entity"])
                     if prev is None or rec["window_start"] >= prev[0]:
                         target[rec["entity"]] = (rec["window_start"], rec["value"])
+            elif topic.endswith("ioc.alert_event.v1"):
+                ev = self.serde.decode("ioc.alert_event.v1", value)
+                if ev["kind"] == "delivery" and ev["outcome"] == "sent":
+                    self.delivered += 1
+                    note = f"{ev['summary']} → {ev['recipient']}"
+                    self.latest_notes = [*self.latest_notes, note][-3:]
             else:
                 rec = self.serde.decode("ioc.alert.v1", value)
                 if rec["status"] == "firing":
@@ -115,6 +132,9 @@ class LiveSummary(threading.Thread):
                         key=lambda r: (r["severity"] != "critical", -r["updated_at"].timestamp()))
         for rec in newest[:5]:
             out.append(f"   ⚠ [{rec['severity']}] {rec['summary']}")
+        if self.notifications:
+            out.append(f"   ✉ {self.delivered} thông báo đã gửi (notifications delivered)")
+            out.extend(f"     {note}" for note in self.latest_notes)
         print("\n".join(out), flush=True)
 
 
@@ -159,6 +179,10 @@ FINAL_QUERIES = [
      "SELECT domain, severity, status, starts_at, summary FROM {db}.alerts FINAL "
      "ORDER BY updated_at DESC LIMIT 10"),
     ("Dead letters", "SELECT count() AS dead_letters FROM {db}.dead_letters FINAL"),
+    ("Notifications (deliveries by receiver, channel and outcome)",
+     "SELECT receiver, channel, outcome, count() AS deliveries FROM {db}.alert_events FINAL "
+     "WHERE kind = 'delivery' GROUP BY receiver, channel, outcome "
+     "ORDER BY receiver, channel, outcome"),
 ]
 
 
@@ -179,7 +203,15 @@ def print_final_report(settings: Settings) -> None:
 def run_demo(settings: Settings, *, duration_s: float, rate: float, keep: bool = False,
              speedup: float = 25.0) -> int:
     from ioc.connectors.simulate import simulate_to_kafka
-    from ioc.infra.runtime import SetupError, SinkProcess, configure_logging, run_worker, setup
+    from ioc.infra.runtime import (
+        NotifierProcess,
+        SetupError,
+        SinkProcess,
+        configure_logging,
+        run_worker,
+        setup,
+        watch_all,
+    )
 
     configure_logging()
     launcher = None
@@ -201,12 +233,30 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep: bool =
     except SetupError as exc:
         print(f"ioc demo: {exc}", file=sys.stderr)
         return 1
+    if settings.notify_config_path is None:
+        # No routing config of its own: the demo's, whose channel writes .eml files.
+        settings = settings.with_(notify_config=DEMO_ROUTES)
+    from ioc.connectors.notify.config import ConfigError
+
+    try:
+        notifier = NotifierProcess.maybe(settings, print)
+    except ConfigError as exc:
+        print(f"ioc demo: the notification routing config is invalid:\n{exc}", file=sys.stderr)
+        return 1
     sink = SinkProcess(settings)
     sink.start()
+    if notifier is not None:
+        notifier.start()
     sent = [0]
     input_done = threading.Event()
     stop = threading.Event()
-    summary = LiveSummary(settings, sent)
+
+    def kill_children() -> None:  # before the watchdog restarts this process in place
+        if notifier is not None:
+            notifier.kill()
+        sink.kill()
+
+    summary = LiveSummary(settings, sent, notifications=notifier is not None)
 
     def simulate() -> None:
         try:
@@ -222,12 +272,19 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep: bool =
     code = 0
     try:
         code = run_worker(settings, exit_when_idle=3.0, input_done=input_done,
-                          watchdog=sink.problem, children=sink.kill)
+                          watchdog=watch_all(sink.problem,
+                                             *([notifier.problem] if notifier else [])),
+                          children=kill_children)
     except KeyboardInterrupt:
         code = 130
     finally:
         stop.set()
         sim_thread.join(10)
+        if notifier is not None:
+            print("\nioc demo: the notifier sends what is pending…", flush=True)
+            if code == 0:
+                code = notifier.finish()
+            notifier.stop()
         print("\nioc demo: draining the sink…", flush=True)
         sink_code = sink.finish() if code == 0 else (sink.stop() or 0)
         summary.stop.set()
@@ -238,6 +295,10 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep: bool =
           f"{DASHBOARD_DIR}/datasources/*.yaml — see README 'Dashboards'.")
     print(f"A leadership briefing of today: IOC_DATA_DIR={settings.data_dir} .venv/bin/ioc "
           "report --period day")
+    if notifier is not None and settings.notify_config == DEMO_ROUTES:
+        print(f"Notifications (no mail server in the demo): the emails duty officers would "
+              f"get are in {settings.data_dir / 'notify' / 'outbox'}/*.eml; "
+              "`ioc alerts list` shows the alerts (see docs/notifications.md).")
     print(f"Query the data yourself: IOC_DATA_DIR={settings.data_dir} .venv/bin/ioc sql "
           "\"SELECT * FROM ioc.kpi FINAL ORDER BY window_start DESC LIMIT 10\"")
     if launcher is not None and not keep:

@@ -52,6 +52,13 @@ class Metrics:
                                        registry=registry)
         self.alerts_emitted = Counter("ioc_alerts_emitted", "Alert state changes emitted",
                                       ["rule", "status"], registry=registry)
+        self.notifications = Counter("ioc_notifications",
+                                     "Notifications decided by the notifier",
+                                     ["receiver", "reason"], registry=registry)
+        self.notification_deliveries = Counter(
+            "ioc_notification_deliveries",
+            "Deliveries (recipient x channel) finished, by outcome (sent, gave_up)",
+            ["channel", "outcome"], registry=registry)
 
 
 def serve(registry: CollectorRegistry, port: int, addr: str = "127.0.0.1") -> int:

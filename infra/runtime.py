@@ -1,9 +1,12 @@
-"""Starting the platform's parts: setup, the stream worker, the ClickHouse sink process.
+"""Starting the platform's parts: setup, the stream worker, the ClickHouse sink process, the
+alert notifier process.
 
-``ioc run`` = the Faust worker in this process + the sink in a child process. The sink owns
+``ioc run`` = the Faust worker in this process + the sink in a child process + the notifier in
+another child process when a routing config exists (``connectors/notify``). The sink owns
 the ClickHouse client (chDB allows one engine per process and blocking inserts must not stall
 the worker's event loop); the worker needs no ClickHouse at all (it reads reference data from
-the same versioned files). If the parent dies, even by SIGKILL, the child notices and exits.
+the same versioned files), nor does the notifier (it reads and writes Kafka only; the sink
+stores its history). If the parent dies, even by SIGKILL, the children notice and exit.
 """
 
 from __future__ import annotations
@@ -72,13 +75,20 @@ def missing_topics(settings: Settings, catalogue: Catalogue | None = None,
     return [name for name in wanted if name not in existing]
 
 
+COMPACTED_TOPICS = ("ioc.alert.v1", "ioc.alert_ack.v1", "ioc.silence.v1")
+ALERT_EVENT_TOPIC = "ioc.alert_event.v1"
+ALERT_EVENT_RETENTION_MS = 30 * 24 * 3600 * 1000
+
+
 def topic_configs(settings: Settings, catalogue: Catalogue) -> dict[str, dict[str, str]]:
     """Per-topic Kafka configs (by full topic name) that ``ioc setup`` creates or sets.
 
     * LogAppendTime everywhere: retention counts from arrival, so an agency's backfill of old
       events (whose producer may stamp them with event time) is not deleted on arrival.
     * The alert topic is compacted and never deleted: the latest record of every alert survives
-      so a restarted worker resumes its firing alerts, however old.
+      so a restarted worker resumes its firing alerts, however old. So are the notifier's
+      acknowledgement and silence topics (its state is rebuilt from them at start); its
+      history topic keeps 30 days (ClickHouse keeps it for good).
     * Topics whose events rules hold for long (see :class:`ioc.streams.domain.Holds`) keep them
       at least that long (``Domain.retention``).
     """
@@ -88,8 +98,10 @@ def topic_configs(settings: Settings, catalogue: Catalogue) -> dict[str, dict[st
     configs: dict[str, dict[str, str]] = {}
     for t in catalogue.topics:
         config = {"message.timestamp.type": "LogAppendTime"}
-        if t == "ioc.alert.v1":
+        if t in COMPACTED_TOPICS:
             config["cleanup.policy"] = "compact"
+        if t == ALERT_EVENT_TOPIC:
+            config["retention.ms"] = str(ALERT_EVENT_RETENTION_MS)
         configs[settings.topic(t)] = config
     for domain in build_domains(load_reference(settings.reference_dir)):
         for t, keep in domain.retention.items():
@@ -314,10 +326,11 @@ class SinkProcess:
         deadline = time.monotonic() + timeout
         while not self.ready.wait(0.5):
             if not self.proc.is_alive():
-                raise RuntimeError(f"sink process exited with code {self.proc.exitcode}; "
-                                   "see its log lines above")
+                raise RuntimeError(f"the ClickHouse sink process exited (code "
+                                   f"{self.proc.exitcode}) while starting; see its log lines "
+                                   "above")
             if time.monotonic() > deadline:
-                raise RuntimeError("sink process did not start in time")
+                raise RuntimeError("the ClickHouse sink process did not start in time")
 
     def problem(self) -> str | None:
         """Why the sink is not running, if it stopped without being asked to."""
@@ -347,6 +360,99 @@ class SinkProcess:
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join(10)
+
+
+# -- the notifier child process ----------------------------------------------------------------
+
+def notifier_main(settings: Settings, config_path: str, drain: Any, ready: Any,
+                  parent_pid: int) -> None:
+    """Entry point of the notifier process (multiprocessing, spawn)."""
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s notifier %(levelname)s %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates shutdown
+    from ioc.connectors.notify.service import notify_main
+
+    sys.exit(notify_main(settings, config_path, drain, ready, parent_pid))
+
+
+class NotifierProcess:
+    """The alert notifier (``connectors/notify``) as a child process of ``ioc run`` /
+    ``ioc demo``, supervised like the sink. It needs no ClickHouse: it reads and writes Kafka
+    only (the sink stores its history)."""
+
+    def __init__(self, settings: Settings, config_path: Path) -> None:
+        ctx = mp.get_context("spawn")
+        self.drain = ctx.Event()
+        self.ready = ctx.Event()
+        self.proc = ctx.Process(target=notifier_main, name="ioc-notify",
+                                args=(settings, str(config_path), self.drain, self.ready,
+                                      os.getpid()), daemon=False)
+
+    @classmethod
+    def maybe(cls, settings: Settings, log_line: Callable[[str], None] | None = None
+              ) -> NotifierProcess | None:
+        """The notifier if a routing config exists (checked now, so a broken config stops
+        ``ioc run`` with its file:line errors); otherwise None and one line saying so."""
+        from ioc.connectors.notify.config import load_config
+
+        say = log_line or (lambda text: print(text, file=sys.stderr))
+        path = settings.notify_config_path
+        if path is None:
+            say("notifier: off — no routing config (set IOC_NOTIFY_CONFIG or create "
+                f"{settings.data_dir / 'notify' / 'routes.yaml'}; see docs/notifications.md)")
+            return None
+        load_config(path)  # raises ConfigError
+        say(f"notifier: routing from {path}; ack links at {settings.notify_base_url}/ack/…")
+        return cls(settings, path)
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.proc.start()
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.5):
+            if not self.proc.is_alive():
+                raise RuntimeError(f"notifier process exited with code {self.proc.exitcode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("notifier process did not start in time")
+
+    def problem(self) -> str | None:
+        if self.proc.is_alive() or self.drain.is_set():
+            return None
+        return (f"the notifier process exited (code {self.proc.exitcode}); see its log lines "
+                "above")
+
+    def finish(self, timeout: float = 180.0) -> int:
+        """Catch up with the alert topic, send what is pending, wait for deliveries, exit."""
+        self.drain.set()
+        self.proc.join(timeout)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(10)
+            return 1
+        return self.proc.exitcode or 0
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(10)
+
+    def kill(self) -> None:
+        """Stop at once (before the parent restarts or re-executes itself): everything the
+        notifier did is in Kafka, its successor rebuilds from there. A parent that re-executes
+        itself keeps its pid, so the child would not notice: kill it first."""
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(10)
+
+
+def watch_all(*checks: Callable[[], str | None]) -> Callable[[], str | None]:
+    """One watchdog for several companion processes: the first problem found."""
+    def check() -> str | None:
+        for c in checks:
+            problem = c()
+            if problem:
+                return problem
+        return None
+    return check
 
 
 # -- the worker --------------------------------------------------------------------------------
@@ -462,23 +568,44 @@ def _start_watchdog(settings: Settings, state: Any, metrics: Metrics, serde: Ser
 
 
 def run(settings: Settings, exit_when_idle: float | None = None) -> int:
-    """``ioc run``: sink child process + Faust worker here."""
+    """``ioc run``: sink child process + notifier child process (when a routing config
+    exists) + Faust worker here. When idle-exit is asked for, the notifier finishes first (so
+    its history of this run reaches the sink), then the sink drains."""
+    notifier = NotifierProcess.maybe(settings)
     sink = SinkProcess(settings)
     try:
         sink.start()
-    except RuntimeError as exc:
+        if notifier is not None:
+            notifier.start()
+    except RuntimeError as exc:  # a child died while starting: say so, no traceback
+        print(f"ioc run: {exc}", file=sys.stderr)
+        if notifier is not None:
+            notifier.stop()
         sink.stop()
-        log.error("the ClickHouse sink process exited before it was ready: %s", exc)
         return 1
+
+    def kill_children() -> None:  # before the watchdog restarts this process in place
+        if notifier is not None:
+            notifier.kill()
+        sink.kill()
+
     try:
-        code = run_worker(settings, exit_when_idle, watchdog=sink.problem,
-                          children=sink.kill)
+        watchdog = watch_all(sink.problem, *([notifier.problem] if notifier else []))
+        code = run_worker(settings, exit_when_idle, watchdog=watchdog,
+                          children=kill_children)
     except BaseException:
+        if notifier is not None:
+            notifier.stop()
         sink.stop()
         raise
     if exit_when_idle is not None:
+        notifier_code = notifier.finish() if notifier is not None and code == 0 else 0
+        if notifier is not None:
+            notifier.stop()
         sink_code = sink.finish()
-        return code or sink_code
+        return code or notifier_code or sink_code
+    if notifier is not None:
+        notifier.stop()
     sink.stop()
     return code
 

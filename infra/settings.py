@@ -27,6 +27,20 @@ Environment names (all optional):
   ``$IOC_DATA_DIR/pseudonym.key`` (mode 0600), so pseudonyms are stable on that machine. The
   value is held as a :class:`Secret` and never printed or logged.
 
+Alert notifications (``ioc notify``, part of ``ioc run``; see ``docs/notifications.md``):
+
+- ``IOC_NOTIFY_CONFIG`` — the routing config (YAML). Default ``$IOC_DATA_DIR/notify/routes.yaml``
+  if that file exists; with neither, ``ioc run`` runs without the notifier (it says so).
+- ``IOC_NOTIFY_HOST`` / ``IOC_NOTIFY_PORT`` — where the notifier's HTTP server (ack links, status)
+  listens (default ``127.0.0.1:9480``; port 0 turns it off).
+- ``IOC_NOTIFY_PUBLIC_URL`` — the base URL that ack links in messages point at (default
+  ``http://<host>:<port>``); set it to the address duty officers can reach (a reverse proxy).
+- Secrets (never logged, never in the config file): ``IOC_NOTIFY_SECRET`` signs ack links
+  (unset: a random key is generated once into ``$IOC_DATA_DIR/notify/secret``);
+  ``IOC_SMTP_PASSWORD``; ``IOC_TELEGRAM_BOT_TOKEN``; ``IOC_WEBHOOK_SECRET`` (HMAC-SHA256 signature
+  of webhook bodies); ``IOC_NOTIFY_TOKEN_<NAME>`` — the token an HTTP template channel refers to
+  as ``secret: <name>`` (e.g. ``IOC_NOTIFY_TOKEN_ZALO_OA`` for ``secret: zalo_oa``).
+
 Components receive a ``Settings`` instance; they never read the environment themselves.
 """
 
@@ -34,24 +48,43 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
-@dataclass(frozen=True)
 class Secret:
-    """A secret setting: ``repr``/``str`` never show it (settings end up in logs and
-    tracebacks); read it with :meth:`get_secret_value` where it is used."""
+    """A secret value that never shows in ``repr``/``str`` (logs, tracebacks, settings dumps)."""
 
-    _value: str = field(repr=False)
+    __slots__ = ("_value",)
 
-    def get_secret_value(self) -> str:
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
         return self._value
+
+    get_secret_value = get  # the pydantic name, used by the pseudonym key
 
     def __repr__(self) -> str:
         return "Secret('**********')"
 
     __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[type[Secret], tuple[str]]:  # picklable for child processes
+        return (Secret, (self._value,))
+
+
+def _secret(env: Mapping[str, str], name: str) -> Secret | None:
+    return Secret(env[name]) if env.get(name) else None
+
+
+TOKEN_PREFIX = "IOC_NOTIFY_TOKEN_"  # noqa: S105 - an env name prefix, not a secret
 
 
 @dataclass(frozen=True)
@@ -68,6 +101,15 @@ class Settings:
     reference_dir: Path | None = None
     stall_timeout_s: float = 60.0
     pseudonym_key: Secret | None = None
+    notify_config: Path | None = None
+    notify_host: str = "127.0.0.1"
+    notify_port: int = 9480
+    notify_public_url: str | None = None
+    notify_secret: Secret | None = None
+    smtp_password: Secret | None = None
+    telegram_bot_token: Secret | None = None
+    webhook_secret: Secret | None = None
+    notify_tokens: tuple[tuple[str, Secret], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -87,6 +129,17 @@ class Settings:
             stall_timeout_s=float(env.get("IOC_STALL_TIMEOUT_S", d.stall_timeout_s)),
             pseudonym_key=Secret(env["IOC_PSEUDONYM_KEY"]) if env.get("IOC_PSEUDONYM_KEY")
             else None,
+            notify_config=Path(env["IOC_NOTIFY_CONFIG"]) if env.get("IOC_NOTIFY_CONFIG") else None,
+            notify_host=env.get("IOC_NOTIFY_HOST", d.notify_host),
+            notify_port=int(env.get("IOC_NOTIFY_PORT", d.notify_port)),
+            notify_public_url=env.get("IOC_NOTIFY_PUBLIC_URL") or None,
+            notify_secret=_secret(env, "IOC_NOTIFY_SECRET"),
+            smtp_password=_secret(env, "IOC_SMTP_PASSWORD"),
+            telegram_bot_token=_secret(env, "IOC_TELEGRAM_BOT_TOKEN"),
+            webhook_secret=_secret(env, "IOC_WEBHOOK_SECRET"),
+            notify_tokens=tuple(sorted(
+                (k.removeprefix(TOKEN_PREFIX).lower(), Secret(v)) for k, v in env.items()
+                if k.startswith(TOKEN_PREFIX) and v)),
         )
 
     def with_(self, **changes: object) -> Settings:
@@ -117,6 +170,24 @@ class Settings:
     @property
     def run_dir(self) -> Path:
         return self.data_dir / "run"
+
+    @property
+    def notify_config_path(self) -> Path | None:
+        """The notifier's routing config: ``IOC_NOTIFY_CONFIG``, else
+        ``$IOC_DATA_DIR/notify/routes.yaml`` if it exists, else none (notifier off)."""
+        if self.notify_config is not None:
+            return self.notify_config
+        default = self.data_dir / "notify" / "routes.yaml"
+        return default if default.is_file() else None
+
+    @property
+    def notify_base_url(self) -> str:
+        """Base of the ack links in messages."""
+        return (self.notify_public_url
+                or f"http://{self.notify_host}:{self.notify_port}").rstrip("/")
+
+    def notify_token(self, name: str) -> Secret | None:
+        return dict(self.notify_tokens).get(name.lower())
 
     def topic(self, name: str) -> str:
         """Physical topic name for a contract name such as ``ioc.traffic.flow.v1``."""

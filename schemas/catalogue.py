@@ -22,8 +22,10 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 AVRO_DIR = Path(__file__).parent / "avro"
 _TOPIC = re.compile(r"^ioc\.(?:[a-z0-9_]+\.)*v(\d+)$")
 
-# Topics that carry agencies' events (the rest are derived: kpi, alert, dlq).
-DERIVED_TOPICS = ("ioc.kpi.v1", "ioc.alert.v1", "ioc.dlq.v1")
+# Topics that carry agencies' events (the rest are derived: kpi, alert, dlq, and the notifier's
+# history, acknowledgements and silences).
+DERIVED_TOPICS = ("ioc.kpi.v1", "ioc.alert.v1", "ioc.dlq.v1",
+                  "ioc.alert_event.v1", "ioc.alert_ack.v1", "ioc.silence.v1")
 
 
 @dataclass(frozen=True)

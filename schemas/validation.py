@@ -14,6 +14,7 @@ from ioc.schemas.checks_econ import CHECKS as _ECON_CHECKS
 from ioc.schemas.checks_egov import CHECKS as _EGOV_CHECKS
 from ioc.schemas.checks_feedback import CHECKS as _FEEDBACK_CHECKS
 from ioc.schemas.checks_health_edu import CHECKS as _HEALTH_EDU_CHECKS
+from ioc.schemas.checks_notify import CHECKS as _NOTIFY_CHECKS
 from ioc.schemas.checks_security_cyber import CHECKS as _SECURITY_CYBER_CHECKS
 
 Check = Callable[[Mapping[str, Any]], list[str]]
@@ -59,6 +60,7 @@ _CHECKS.update(_ECON_CHECKS)
 _CHECKS.update(_HEALTH_EDU_CHECKS)
 _CHECKS.update(_FEEDBACK_CHECKS)
 _CHECKS.update(_EGOV_CHECKS)
+_CHECKS.update(_NOTIFY_CHECKS)
 
 
 def semantic_errors(topic: str, record: Mapping[str, Any]) -> list[str]:

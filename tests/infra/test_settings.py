@@ -26,3 +26,28 @@ def test_environment_overrides_every_setting(tmp_path: Path) -> None:
     assert s.pseudonym_key is not None
     assert s.pseudonym_key.get_secret_value() == "a-secret-of-20-chars"
     assert "a-secret" not in repr(s)  # settings may be logged; the key never is
+
+
+def test_notifier_settings_and_secrets_never_show(tmp_path: Path) -> None:
+    s = Settings.from_env({
+        "IOC_DATA_DIR": str(tmp_path), "IOC_NOTIFY_PORT": "0", "IOC_NOTIFY_HOST": "10.1.2.3",
+        "IOC_NOTIFY_PUBLIC_URL": "https://ioc.quangnam.example/canh-bao/",
+        "IOC_NOTIFY_SECRET": "k1", "IOC_SMTP_PASSWORD": "pw", "IOC_TELEGRAM_BOT_TOKEN": "t",
+        "IOC_WEBHOOK_SECRET": "w", "IOC_NOTIFY_TOKEN_ZALO_OA": "z"})
+    assert (s.notify_port, s.notify_host) == (0, "10.1.2.3")
+    assert s.notify_base_url == "https://ioc.quangnam.example/canh-bao"
+    assert s.smtp_password is not None and s.smtp_password.get() == "pw"
+    token = s.notify_token("zalo_oa")
+    assert token is not None and token.get() == "z"
+    text = repr(s) + str(s)
+    assert not any(secret in text for secret in ("k1", "'pw'", "'t'", "'w'", "'z'"))
+    assert "**********" in text
+    # the routing config: explicit, else the data dir's if present, else none (notifier off)
+    assert Settings.from_env({"IOC_DATA_DIR": str(tmp_path)}).notify_config_path is None
+    (tmp_path / "notify").mkdir()
+    (tmp_path / "notify" / "routes.yaml").write_text("version: 1\n", encoding="utf-8")
+    assert Settings.from_env({"IOC_DATA_DIR": str(tmp_path)}).notify_config_path == \
+        tmp_path / "notify" / "routes.yaml"
+    assert Settings.from_env({"IOC_NOTIFY_CONFIG": "/etc/ioc/routes.yaml"}).notify_config_path \
+        == Path("/etc/ioc/routes.yaml")
+    assert Settings().notify_base_url == "http://127.0.0.1:9480"
