@@ -184,6 +184,15 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep: bool =
     except SetupError as exc:
         print(f"ioc demo: {exc}", file=sys.stderr)
         return 1
+    from ioc.connectors.query_server import QueryUsersError, describe
+
+    try:
+        analysts = describe(settings)
+    except QueryUsersError as exc:
+        print(f"ioc demo: {exc}", file=sys.stderr)
+        return 1
+    if analysts:
+        print(f"ioc demo: {analysts}")
     sink = SinkProcess(settings)
     sink.start()
     sent = [0]
