@@ -346,21 +346,23 @@ class QueryEngine:
             conn.query(stmt, "TabSeparated")
 
     def run(self, sql: str, user: str, database: str | None, default_format: str,
-            settings: Mapping[str, str], params: Mapping[str, str]) -> Answer:
+            settings: Mapping[str, str], params: Mapping[str, str], utf8: bool = True
+            ) -> Answer:
         if not self._slots.acquire(timeout=self.limits.max_execution_s):
             raise QueryServerError.of(202, f"Too many simultaneous queries (at most "
                                       f"{self.limits.max_concurrent} at once)")
         try:
             conn = self._open()
             try:
-                return self._run(conn, sql, user, database, default_format, settings, params)
+                return self._run(conn, sql, user, database, default_format, settings, params,
+                                 utf8)
             finally:
                 self._close(conn)
         finally:
             self._slots.release()
 
     def _run(self, conn: Any, sql: str, user: str, database: str | None, default_format: str,
-             settings: Mapping[str, str], params: Mapping[str, str]) -> Answer:
+             settings: Mapping[str, str], params: Mapping[str, str], utf8: bool) -> Answer:
         try:
             self._session(conn, settings)
             # Everything else goes to ClickHouse after readonly = 1: it accepts a value equal to
@@ -377,6 +379,8 @@ class QueryEngine:
         except Exception as exc:
             raise QueryServerError.from_engine(exc, user) from None
         fmt = self._check(conn, sql, user) or default_format
+        if not utf8:
+            raise QueryServerError.of(6, "The query is not valid UTF-8")
         try:
             result = conn.query(sql, default_format, params=dict(params))
         except Exception as exc:
@@ -592,12 +596,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise QueryServerError.of(48, "ClickHouse block compression (compress=1 / "
                                       "decompress=1) is not supported by the IOC query server; "
                                       "use HTTP compression (enable_http_compression=1) or none")
+        # An INSERT carries binary data after its query: decode leniently so that ClickHouse's
+        # parser still sees (and the server refuses) the statement; a SELECT must be UTF-8.
+        raw = params.get("query", "").encode() + (b"\n" + body if params.get("query") and body
+                                                   else body)
         try:
-            text = params.get("query", "")
-            if body:
-                text = f"{text}\n{body.decode()}" if text else body.decode()
+            text, utf8 = raw.decode(), True
         except UnicodeDecodeError:
-            raise QueryServerError.of(6, "The query is not valid UTF-8") from None
+            text, utf8 = raw.decode("utf-8", "replace"), False
         if not text.strip():
             raise QueryServerError.of(62, "Empty query")
         default_format = params.get("default_format") or "TabSeparated"
@@ -612,7 +618,7 @@ class _Handler(BaseHTTPRequestHandler):
         query_params = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
         engine = self.server.engine
         answer = engine.run(text, user, params.get("database"), default_format, settings,
-                            query_params)
+                            query_params, utf8)
         data = answer.body
         if answer.fmt == "Native" and revision:
             try:

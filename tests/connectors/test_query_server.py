@@ -12,6 +12,7 @@ import gzip
 import http.client
 import json
 import os
+import re
 import stat
 import time
 import uuid
@@ -111,8 +112,10 @@ def test_clickhouse_connect_queries_views_with_its_native_protocol(server: Query
 def test_writes_are_refused_as_readonly(server: QueryServer) -> None:
     c = client(server)
     db = server.settings.database
-    with pytest.raises(DatabaseError) as err:
-        c.insert(f"{db}.ref_areas", [["x", "y"]], column_names=["code", "name_vi"])
+    with pytest.raises(DatabaseError) as err:  # its body: the INSERT, then binary data
+        c.insert(f"{db}.kpi", [["x", "1m", T0, T0, "", "", 0.5, 1, T0, 1]],
+                 column_names=["kpi", "window", "window_start", "window_end", "area_code",
+                               "entity", "value", "sample_count", "computed_at", "is_final"])
     assert code_of(err) == 164 and "readonly" in str(err.value)
     for sql in (f"INSERT INTO {db}.ref_areas (code) VALUES ('x')", f"DROP TABLE {db}.kpi",
                 f"ALTER TABLE {db}.kpi DELETE WHERE 1", f"CREATE TABLE {db}.x (a UInt8) "
@@ -249,6 +252,8 @@ def test_plain_http_like_curl(server: QueryServer) -> None:
     status, headers, body = request(server, params={"query": "SELEC 1"})
     assert (status, headers["x-clickhouse-exception-code"]) == (400, "62")
     assert b"formatQuery" not in body
+    status, headers, _ = request(server, method="POST", body=b"SELECT '\xff'")
+    assert (status, headers["x-clickhouse-exception-code"]) == (400, "6")
     status, headers, _ = request(server, params={"query": "SELECT 1", "compress": "1"})
     assert headers["x-clickhouse-exception-code"] == "48"
 
@@ -291,3 +296,12 @@ def test_users_from_settings_and_the_generated_default(tmp_path: Path) -> None:
         load_users(s.with_(query_users="nopassword"))
     assert "nopassword" not in str(err.value)
     assert "query_users" not in repr(s.with_(query_users="a:secret"))
+
+
+def test_the_documented_example_queries_run(server: QueryServer) -> None:
+    text = (Path(__file__).parents[2] / "docs" / "analysts.md").read_text(encoding="utf-8")
+    examples = re.findall(r"```sql\n(.*?)```", text, re.DOTALL)
+    assert len(examples) >= 8
+    c = client(server)
+    for sql in examples:
+        c.query(sql.strip().rstrip(";"))  # raises if a documented query does not run

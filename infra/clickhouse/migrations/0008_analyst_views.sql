@@ -137,15 +137,18 @@ SELECT
     entity,
     latest.3 AS window_start,
     latest.4 AS window_end,
-    latest.5 AS value,
-    latest.6 AS sample_count,
-    latest.7 AS is_final,
-    latest.8 AS computed_at
+    latest.5 AS window_start_local,
+    latest.6 AS window_end_local,
+    latest.7 AS value,
+    latest.8 AS sample_count,
+    latest.9 AS is_final,
+    latest.10 AS computed_at
 FROM
 (
     SELECT kpi, `window`, area_code, entity,
-           argMax((domain, area_name, window_start, window_end, value, sample_count, is_final,
-                   computed_at), window_start) AS latest
+           argMax((domain, area_name, window_start, window_end, window_start_local,
+                   window_end_local, value, sample_count, is_final, computed_at), window_start)
+               AS latest
     FROM {db}.v_kpi_history
     GROUP BY kpi, `window`, area_code, entity
 );
