@@ -68,8 +68,10 @@ def test_analysts_query_the_running_platform_and_then_the_stopped_one(
         assert users_file.stat().st_mode & 0o077 == 0
         password = dict(x.split(":", 1) for x in line.splitlines()
                         if not x.startswith("#"))["analyst"]
-        client = wait_for("the query server", lambda: clickhouse_connect.get_client(
-            host="127.0.0.1", port=port, username="analyst", password=password))
+        wait_for("the query server", lambda: urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/ping", timeout=2).read() == b"Ok.\n")
+        client = clickhouse_connect.get_client(host="127.0.0.1", port=port,
+                                               username="analyst", password=password)
 
         def stored() -> int:
             return int(client.query("SELECT count() FROM traffic_flow FINAL").result_rows[0][0])
