@@ -35,8 +35,10 @@ CREATE, SYSTEM, table functions that touch files or the network, ``SET readonly 
 ``SETTINGS`` clause that changes something. Before running, the server has ClickHouse parse the
 query (``formatQuerySingleLine``): several statements are refused (as ClickHouse's HTTP
 interface does), and so are statements other than SELECT/WITH/SHOW/DESCRIBE/EXISTS/EXPLAIN/
-SET/USE (``KILL QUERY`` passes ``readonly`` in chDB and could stop the sink's inserts) and
-``INTO OUTFILE`` (chDB would write the file, bypassing ``readonly``).
+SET/USE (``KILL QUERY`` passes ``readonly`` in chDB and could stop the sink's inserts),
+``INTO OUTFILE`` (chDB would write the file, bypassing ``readonly``) and the ``file()``
+function (chDB reads any file with it, readonly or not; a server limits it to its
+user_files_path).
 
 Sharing the engine with the sink — the trade-off: chDB documents that queries on separate
 connections of one engine run concurrently and safely, and its calls release the GIL, so
@@ -106,6 +108,11 @@ _USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]+$")
 _STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`|\"(?:[^\"\\]|\\.)*\"", re.DOTALL)
 _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*$")
 _INTO_OUTFILE = re.compile(r"\bINTO\s+OUTFILE\b", re.IGNORECASE)
+_QUOTED_STRING = re.compile(r"'(?:[^'\\]|\\.)*'", re.DOTALL)
+# Functions that read the server's files and that readonly does not stop in chDB (a ClickHouse
+# server confines them to user_files_path): ``file('/any/path')`` would hand out, among others,
+# the query users' passwords.
+_FILE_FUNCTIONS = re.compile(r"\bfile\s*\(")
 _CODE = re.compile(r"Code: (\d+)\.")
 _NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)\s*$")
 _FORMAT_QUERY_SCOPE = re.compile(r":? In scope SELECT formatQuerySingleLine\(.*\)\. \((\w+)\)$",
@@ -121,6 +128,7 @@ _CODE_NAMES = {6: "CANNOT_PARSE_TEXT", 48: "NOT_IMPLEMENTED", 62: "SYNTAX_ERROR"
                194: "REQUIRED_PASSWORD", 202: "TOO_MANY_SIMULTANEOUS_QUERIES",
                229: "QUERY_IS_TOO_LARGE", 271: "CANNOT_DECOMPRESS",
                358: "INTO_OUTFILE_NOT_ALLOWED", 408: "BAD_REQUEST_PARAMETER",
+               497: "ACCESS_DENIED",
                516: "AUTHENTICATION_FAILED", 1001: "STD_EXCEPTION"}
 
 
@@ -410,6 +418,10 @@ class QueryEngine:
                                       "EXISTS, EXPLAIN, SET and USE only")
         if _INTO_OUTFILE.search(code):
             raise QueryServerError.of(358, "INTO OUTFILE is not allowed")
+        names = _QUOTED_STRING.sub("''", canonical).replace("`", " ").replace('"', " ")
+        if _FILE_FUNCTIONS.search(names):
+            raise QueryServerError.of(497, f"{user}: Not enough privileges: the IOC query "
+                                      "server does not read the server's files (file())")
         m = _TRAILING_FORMAT.search(code)
         return m.group(1) if m else None
 

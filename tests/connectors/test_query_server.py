@@ -127,7 +127,7 @@ def test_writes_are_refused_as_readonly(server: QueryServer) -> None:
     # ClickHouse's own readonly = 1: changing it, by SET, SETTINGS or URL parameter, is refused
     for sql in ("SET readonly = 0", "SELECT 1 SETTINGS readonly = 0",
                 "SELECT 1 SETTINGS max_result_rows = 1000000000",
-                "SELECT * FROM file('/etc/hostname', 'LineAsString')"):
+                "SELECT * FROM url('http://127.0.0.1:9/x', 'LineAsString')"):
         with pytest.raises(DatabaseError) as err:
             c.command(sql)
         assert code_of(err) == 164, sql
@@ -154,7 +154,7 @@ def test_the_engine_session_itself_is_readonly(server: QueryServer) -> None:
         engine._close(conn)
 
 
-def test_multi_statements_and_into_outfile_are_refused(server: QueryServer,
+def test_multi_statements_outfile_and_file_reads_are_refused(server: QueryServer,
                                                        tmp_path: Path) -> None:
     c = client(server)
     target = tmp_path / "out.tsv"
@@ -169,6 +169,15 @@ def test_multi_statements_and_into_outfile_are_refused(server: QueryServer,
     assert code_of(err) == 358
     assert not target.exists()
     assert c.command("SELECT 'a;b' -- trailing comment;") == "a;b"
+    # chDB's file() function reads any file, readonly or not: refused
+    secret = tmp_path / "secret.txt"
+    secret.write_text("analyst:pw\n")
+    for sql in (f"SELECT file('{secret}')", f"SELECT `file` ('{secret}') AS x",
+                f"SELECT length(file('{secret}'))"):
+        with pytest.raises(DatabaseError) as err:
+            c.command(sql)
+        assert code_of(err) == 497, sql
+    assert c.command("SELECT 'file(x)' AS file") == "file(x)"
 
 
 def test_time_limit_and_result_caps(server: QueryServer) -> None:
