@@ -47,7 +47,7 @@ def wait_for(what: str, check: Any, timeout: float = 90.0) -> Any:
 def test_analysts_query_the_running_platform_and_then_the_stopped_one(
         pipeline: Pipeline) -> None:
     port = find_free_port_pair()
-    pipeline.env.update({"IOC_QUERY_PORT": str(port), "IOC_QUERY_MAX_EXECUTION_S": "3",
+    pipeline.env.update({"IOC_QUERY_PORT": str(port), "IOC_QUERY_MAX_EXECUTION_S": "5",
                          "IOC_QUERY_MAX_RESULT_ROWS": "20000"})
     stop = threading.Event()
 
@@ -116,7 +116,7 @@ def test_analysts_query_the_running_platform_and_then_the_stopped_one(
         grew_meanwhile = wait_for("rows stored during the slow query",
                                   lambda: stored() > before and thread.is_alive(), timeout=10)
         thread.join(30)
-        assert grew_meanwhile and slow["code"] == 159 and slow["seconds"] < 8
+        assert grew_meanwhile and slow["code"] == 159 and slow["seconds"] < 20
 
         # curl-like: plain HTTP, basic auth, FORMAT JSONEachRow
         sql = ("SELECT segment_id, count() AS n FROM v_traffic_flow GROUP BY segment_id "
