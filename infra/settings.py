@@ -11,27 +11,26 @@ Environment names (all optional):
   or ``http(s)://user:password@host:8123`` for a ClickHouse server.
 - ``IOC_TOPIC_PARTITIONS`` — partitions for topics that ``ioc setup`` creates (default 3).
 - ``IOC_METRICS_PORT`` — Prometheus metrics port of ``ioc run`` (default 9464; 0 disables).
+- ``IOC_QUERY_*`` — the analysts' query server (a read-only ClickHouse HTTP interface that
+  ``ioc run`` serves from the process owning the embedded store, see
+  :mod:`ioc.connectors.query_server`):
+  - ``IOC_QUERY_PORT`` — its port (default 8124; ``0`` turns it off).
+  - ``IOC_QUERY_HOST`` — the address it listens on (default ``127.0.0.1``; ``0.0.0.0`` for the LAN).
+  - ``IOC_QUERY_USERS`` — ``name:password,name2:password2``, or ``@/path/to/file`` with one
+    ``name:password`` per line. Unset: an ``analyst`` user with a generated password kept in
+    ``$IOC_DATA_DIR/query-users`` (mode 0600). Never logged.
+  - ``IOC_QUERY_MAX_EXECUTION_S`` — time limit of one query (default 30).
+  - ``IOC_QUERY_MAX_RESULT_ROWS`` / ``IOC_QUERY_MAX_RESULT_BYTES`` — result caps (default
+    1 000 000 rows, 100 MiB).
+  - ``IOC_QUERY_MAX_MEMORY_BYTES`` — memory of one query (default 2 GiB).
+  - ``IOC_QUERY_MAX_THREADS`` — threads of one query (default 0: half the cores, at least 1).
+  - ``IOC_QUERY_MAX_CONCURRENT`` — queries running at once (default 4; more wait, then fail).
 - ``IOC_ALLOWED_LATENESS_S`` — how long after a window's end late events are still counted
   (default 120 s).
 - ``IOC_TOPIC_PREFIX`` — prefix for every topic name; tests use it to keep runs apart (default "").
 - ``IOC_CLICKHOUSE_DATABASE`` — database name (default ``ioc``).
 - ``IOC_REFERENCE_DIR`` — folder with ``areas.csv`` and ``road_segments.csv`` (default: the
   files shipped in ``infra/reference``, Quảng Nam's 18 district-level units).
-
-The analysts' query server (a read-only ClickHouse HTTP interface that ``ioc run`` serves from
-the process owning the embedded store, see :mod:`ioc.connectors.query_server`):
-
-- ``IOC_QUERY_PORT`` — its port (default 8124; ``0`` turns it off).
-- ``IOC_QUERY_HOST`` — the address it listens on (default ``127.0.0.1``; ``0.0.0.0`` for the LAN).
-- ``IOC_QUERY_USERS`` — ``name:password,name2:password2``, or ``@/path/to/file`` with one
-  ``name:password`` per line. Unset: an ``analyst`` user with a generated password kept in
-  ``$IOC_DATA_DIR/query-users`` (mode 0600). Never logged.
-- ``IOC_QUERY_MAX_EXECUTION_S`` — time limit of one query (default 30).
-- ``IOC_QUERY_MAX_RESULT_ROWS`` / ``IOC_QUERY_MAX_RESULT_BYTES`` — result caps (default
-  1 000 000 rows, 100 MiB).
-- ``IOC_QUERY_MAX_MEMORY_BYTES`` — memory of one query (default 2 GiB).
-- ``IOC_QUERY_MAX_THREADS`` — threads of one query (default 0: half the cores, at least 1).
-- ``IOC_QUERY_MAX_CONCURRENT`` — queries running at once (default 4; more wait, then fail).
 
 Components receive a ``Settings`` instance; they never read the environment themselves.
 """
@@ -52,10 +51,6 @@ class Settings:
     clickhouse_url: str | None = None
     topic_partitions: int = 3
     metrics_port: int = 9464
-    allowed_lateness_s: float = 120.0
-    topic_prefix: str = ""
-    database: str = "ioc"
-    reference_dir: Path | None = None
     query_port: int = 8124
     query_host: str = "127.0.0.1"
     query_users: str | None = field(default=None, repr=False)  # secrets: never in a repr
@@ -65,6 +60,10 @@ class Settings:
     query_max_memory_bytes: int = 2 * 1024 * 1024 * 1024
     query_max_threads: int = 0
     query_max_concurrent: int = 4
+    allowed_lateness_s: float = 120.0
+    topic_prefix: str = ""
+    database: str = "ioc"
+    reference_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,10 +76,6 @@ class Settings:
             clickhouse_url=env.get("IOC_CLICKHOUSE_URL") or None,
             topic_partitions=int(env.get("IOC_TOPIC_PARTITIONS", d.topic_partitions)),
             metrics_port=int(env.get("IOC_METRICS_PORT", d.metrics_port)),
-            allowed_lateness_s=float(env.get("IOC_ALLOWED_LATENESS_S", d.allowed_lateness_s)),
-            topic_prefix=env.get("IOC_TOPIC_PREFIX", d.topic_prefix),
-            database=env.get("IOC_CLICKHOUSE_DATABASE", d.database),
-            reference_dir=Path(env["IOC_REFERENCE_DIR"]) if env.get("IOC_REFERENCE_DIR") else None,
             query_port=int(env.get("IOC_QUERY_PORT", d.query_port)),
             query_host=env.get("IOC_QUERY_HOST", d.query_host),
             query_users=env.get("IOC_QUERY_USERS") or None,
@@ -95,6 +90,10 @@ class Settings:
             query_max_threads=int(env.get("IOC_QUERY_MAX_THREADS", d.query_max_threads)),
             query_max_concurrent=int(env.get("IOC_QUERY_MAX_CONCURRENT",
                                              d.query_max_concurrent)),
+            allowed_lateness_s=float(env.get("IOC_ALLOWED_LATENESS_S", d.allowed_lateness_s)),
+            topic_prefix=env.get("IOC_TOPIC_PREFIX", d.topic_prefix),
+            database=env.get("IOC_CLICKHOUSE_DATABASE", d.database),
+            reference_dir=Path(env["IOC_REFERENCE_DIR"]) if env.get("IOC_REFERENCE_DIR") else None,
         )
 
     def with_(self, **changes: object) -> Settings:
