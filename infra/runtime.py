@@ -326,8 +326,7 @@ class SinkProcess:
         deadline = time.monotonic() + timeout
         while not self.ready.wait(0.5):
             if not self.proc.is_alive():
-                raise RuntimeError(f"the ClickHouse sink process exited while starting (code "
-                                   f"{self.proc.exitcode}); see its log lines above")
+                raise RuntimeError(f"sink process exited with code {self.proc.exitcode}")
             if time.monotonic() > deadline:
                 raise RuntimeError("sink process did not start in time")
 
