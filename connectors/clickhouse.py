@@ -25,8 +25,9 @@ def connect(url: str, **settings: Any) -> Any:
         except Exception as exc:
             raise ClickHouseUnavailable(
                 f"cannot open the embedded ClickHouse at {path}: {exc}. Only one process can "
-                "use an embedded store at a time: stop `ioc run`/`ioc demo` first, or point "
-                "IOC_CLICKHOUSE_URL at a ClickHouse server.") from None
+                "use an embedded store at a time: while `ioc run`/`ioc demo` runs, query it "
+                "through its query server (IOC_QUERY_PORT, on unless set to 0), stop it first, "
+                "or point IOC_CLICKHOUSE_URL at a ClickHouse server.") from None
     if parsed.scheme in ("http", "https"):
         try:
             return clickhouse_connect.get_client(dsn=url, settings=settings or None)

@@ -4,7 +4,7 @@
     ioc run [--exit-when-idle S]  stream worker + ClickHouse sink (+ notifier) in the foreground
     ioc produce TOPIC --file F    JSON lines → Avro events on Kafka
     ioc simulate traffic          realistic traffic events for the reference road segments
-    ioc sql QUERY                 query ClickHouse (read-only)
+    ioc sql QUERY                 query ClickHouse (read-only), running platform or not
     ioc demo [--duration S]       everything at once on this machine, with a live summary
     ioc kafka up|down|status      the local single-node Kafka broker (KRaft)
     ioc dashboards build [--check] generate Grafana provisioning files
@@ -82,6 +82,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return run_worker(settings, exit_when_idle=args.exit_when_idle)
     print(f"ioc run: worker + sink on {settings.bootstrap} → {settings.clickhouse}{idle}",
           file=sys.stderr)
+    from ioc.connectors.query_server import describe
+
+    try:
+        analysts = describe(settings)
+    except ValueError as exc:
+        print(f"ioc run: {exc}", file=sys.stderr)
+        return 1
+    if analysts:
+        print(f"ioc run: {analysts}", file=sys.stderr)
     try:
         return run(settings, exit_when_idle=args.exit_when_idle)
     except cli_alerts.ConfigError as exc:
@@ -175,16 +184,40 @@ def format_result(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: st
     return "\n".join([line, sep, *body, f"({len(rows)} rows)"])
 
 
-def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
-    from ioc.connectors.clickhouse import ClickHouseUnavailable, connect
+def _query_server_client(settings: Settings) -> Any | None:
+    """A client of the running platform's query server, if one serves this data dir."""
+    if settings.chdb_path is None:
+        return None
+    from ioc.connectors.query_server import discover
+
+    info = discover(settings)
+    if info is None:
+        return None
+    import clickhouse_connect
 
     try:
-        client = connect(settings.clickhouse)
-    except ClickHouseUnavailable as exc:
-        print(f"ioc sql: {exc}", file=sys.stderr)
-        return 1
+        return clickhouse_connect.get_client(host=info.host, port=info.port, username=info.user,
+                                             password=info.password, connect_timeout=5)
+    except Exception:  # a stale run file: the direct way tells what is wrong
+        return None
+
+
+def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    """Read-only SQL. The embedded store is opened directly when free; while a platform owns
+    it, the query goes through that platform's query server; a server URL is used as is."""
+    from ioc.connectors.clickhouse import ClickHouseUnavailable, connect
+
+    client = _query_server_client(settings)
+    via_server = client is not None
+    if client is None:
+        try:
+            client = connect(settings.clickhouse)
+        except ClickHouseUnavailable as exc:
+            print(f"ioc sql: {exc}", file=sys.stderr)
+            return 1
     try:
-        result = client.query(args.query, settings={"readonly": 1})
+        # The query server's sessions are readonly = 1 already (and refuse to change it).
+        result = client.query(args.query, settings=None if via_server else {"readonly": 1})
     except Exception as exc:
         print(f"ioc sql: query failed: {str(exc).strip()[:2000]}", file=sys.stderr)
         return 1
@@ -212,11 +245,13 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ioc report: --at must be a date like 2026-11-30, got {args.at!r}",
               file=sys.stderr)
         return 2
-    try:
-        client = connect(settings.clickhouse)
-    except ClickHouseUnavailable as exc:
-        print(f"ioc report: {exc}", file=sys.stderr)
-        return 1
+    client = _query_server_client(settings)  # a running platform owns the embedded store
+    if client is None:
+        try:
+            client = connect(settings.clickhouse)
+        except ClickHouseUnavailable as exc:
+            print(f"ioc report: {exc}", file=sys.stderr)
+            return 1
     out = Path(args.out) if args.out else settings.data_dir / "reports"
     try:
         print(f"ioc report: collecting the {args.period} of {at} …", file=sys.stderr)

@@ -233,6 +233,15 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep: bool =
     except SetupError as exc:
         print(f"ioc demo: {exc}", file=sys.stderr)
         return 1
+    from ioc.connectors.query_server import QueryUsersError, describe
+
+    try:
+        analysts = describe(settings)
+    except QueryUsersError as exc:
+        print(f"ioc demo: {exc}", file=sys.stderr)
+        return 1
+    if analysts:
+        print(f"ioc demo: {analysts}")
     if settings.notify_config_path is None:
         # No routing config of its own: the demo's, whose channel writes .eml files.
         settings = settings.with_(notify_config=DEMO_ROUTES)

@@ -7,6 +7,9 @@ the ClickHouse client (chDB allows one engine per process and blocking inserts m
 the worker's event loop); the worker needs no ClickHouse at all (it reads reference data from
 the same versioned files), nor does the notifier (it reads and writes Kafka only; the sink
 stores its history). If the parent dies, even by SIGKILL, the children notice and exit.
+With the embedded store the sink process also serves the analysts' read-only ClickHouse HTTP
+interface (:mod:`ioc.connectors.query_server`) from a thread, since no other process can open
+the store while it runs.
 """
 
 from __future__ import annotations
@@ -268,6 +271,24 @@ def read_latest_alerts(settings: Settings, serde: Serde, timeout: float = 10.0
 
 # -- the sink child process -------------------------------------------------------------------
 
+def start_query_server(settings: Settings) -> Any | None:
+    """The analysts' query server in this (store-owning) process, or None when it is off
+    (``IOC_QUERY_PORT=0``), not needed (a ClickHouse server) or cannot start (port taken,
+    bad users): the sink goes on without it."""
+    if not settings.query_port or settings.chdb_path is None:
+        return None
+    from ioc.connectors.query_server import QueryServer, QueryUsersError
+
+    try:
+        server = QueryServer(settings)
+        server.start()
+    except (OSError, QueryUsersError) as exc:
+        log.warning("query server not started on %s:%d: %s", settings.query_host,
+                    settings.query_port, exc)
+        return None
+    return server
+
+
 def sink_main(settings: Settings, drain: Any, ready: Any, parent_pid: int) -> None:
     """Entry point of the sink process (multiprocessing, spawn)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s sink %(levelname)s %(message)s")
@@ -289,6 +310,7 @@ def sink_main(settings: Settings, drain: Any, ready: Any, parent_pid: int) -> No
             log.warning("sink metrics port %d unavailable: %s", settings.metrics_port + 1, exc)
     serde = Serde()
     client = connect(settings.clickhouse)
+    query_server = start_query_server(settings)
     sink = ClickHouseSink(client, settings.database, metrics)
     consumer = Consumer(sink_consumer_config(settings.bootstrap,
                                              f"{settings.topic_prefix}ioc-sink"))
@@ -308,6 +330,8 @@ def sink_main(settings: Settings, drain: Any, ready: Any, parent_pid: int) -> No
                 if quiet_rounds >= 3 and runner.lag() == 0:
                     break
     finally:
+        if query_server is not None:
+            query_server.stop()
         consumer.close()
         client.close()
 

@@ -58,6 +58,7 @@ class Pipeline:
             "IOC_DATA_DIR": str(self.data_dir),
             "IOC_TOPIC_PREFIX": self.prefix,
             "IOC_METRICS_PORT": "0",
+            "IOC_QUERY_PORT": "0",  # tests that query the running platform pick a free port
             "IOC_ALLOWED_LATENESS_S": str(lateness_s),
         })
         self.clickhouse_url = f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
