@@ -77,13 +77,13 @@ def test_a_valid_profile_with_a_playlist_and_per_screen_settings() -> None:
 
 def test_unknown_uid_names_the_registered_ones_and_the_fix() -> None:
     text = problems_of({"wall": wall(), "screens": [
-        screen("a", 0, dashboard="ioc-econ"),
-        {"id": "b", "title": "B", "column": 1, "row": 0, "playlist": ["ioc-traffic", "ioc-edu"],
+        screen("a", 0, dashboard="ioc-agri"),
+        {"id": "b", "title": "B", "column": 1, "row": 0, "playlist": ["ioc-traffic", "ioc-tour"],
          "interval": "1m"}]})
-    assert "screen 'a' dashboard: unknown dashboard uid 'ioc-econ'; registered: " in text
-    assert "ioc-cyber, ioc-overview, ioc-platform, ioc-security, ioc-traffic" in text
+    assert "screen 'a' dashboard: unknown dashboard uid 'ioc-agri'; registered: " in text
+    assert "ioc-cyber, ioc-econ, ioc-edu, ioc-egov, ioc-feedback, ioc-health" in text
     assert "register the dashboard in ioc.dashboards.build.DASHBOARDS" in text
-    assert "screen 'b' playlist item 2: unknown dashboard uid 'ioc-edu'" in text
+    assert "screen 'b' playlist item 2: unknown dashboard uid 'ioc-tour'" in text
 
 
 def test_a_dashboard_registered_later_is_accepted_once_it_exists() -> None:
@@ -188,8 +188,8 @@ def test_ioc_wall_show_and_urls(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     out = shown.stdout
     assert "Tường màn hình Trung tâm IOC — 3 × 2 screens" in out
-    assert "│ tren-giua · 1920x1080" in out and "▶ luân phiên 1m: 3 bảng" in out
-    assert "    2. ioc-security   An ninh trật tự" in out
+    assert "│ tren-giua · 1920x1080" in out and "▶ luân phiên 1m: 6 bảng" in out
+    assert "    2. ioc-econ       Chỉ tiêu kinh tế – xã hội" in out
     assert len({len(line) for line in out.splitlines() if line.startswith(("│", "┌"))}) == 1
 
     urls = ioc("wall", "urls", "--grafana-url", "http://wall-grafana:3000/")
@@ -201,9 +201,9 @@ def test_ioc_wall_show_and_urls(tmp_path: Path) -> None:
 
     broken = tmp_path / "wall.toml"
     broken.write_text(DEFAULT_PROFILE.read_text(encoding="utf-8")
-                      .replace('dashboard = "ioc-platform"', 'dashboard = "ioc-alerts"'),
+                      .replace('dashboard = "ioc-platform"', 'dashboard = "ioc-agri"'),
                       encoding="utf-8")
     bad = ioc("wall", "show", "--profile", str(broken))
     assert bad.returncode == 2
-    assert "screen 'duoi-phai' dashboard: unknown dashboard uid 'ioc-alerts'" in bad.stderr
+    assert "screen 'duoi-phai' dashboard: unknown dashboard uid 'ioc-agri'" in bad.stderr
     assert ioc("wall", "urls").returncode == 2
