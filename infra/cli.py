@@ -8,6 +8,9 @@
     ioc demo [--duration S]       everything at once on this machine, with a live summary
     ioc kafka up|down|status      the local single-node Kafka broker (KRaft)
     ioc dashboards build [--check] generate Grafana provisioning files
+    ioc gateway [keys …]          HTTP ingestion gateway, Open311, agencies' API keys
+    ioc schemas docs|check|register  data-contract docs, compatibility, schema registry
+    ioc dlq list|show|replay      dead letters: inspect and re-submit
 
 Settings come from the environment (see ``ioc.infra.settings``): IOC_DATA_DIR,
 IOC_KAFKA_BOOTSTRAP, IOC_CLICKHOUSE_URL, …
@@ -304,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["build"])
     s.add_argument("--check", action="store_true", help="fail if committed files are stale")
     s.set_defaults(func=cmd_dashboards)
+
+    from ioc.infra import cli_dlq, cli_gateway, cli_schemas
+
+    for module in (cli_gateway, cli_schemas, cli_dlq):
+        module.add_parser(sub)
     return p
 
 

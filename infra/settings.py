@@ -17,6 +17,9 @@ Environment names (all optional):
 - ``IOC_CLICKHOUSE_DATABASE`` — database name (default ``ioc``).
 - ``IOC_REFERENCE_DIR`` — folder with ``areas.csv`` and ``road_segments.csv`` (default: the
   files shipped in ``infra/reference``, Quảng Nam's 18 district-level units).
+- ``IOC_SCHEMA_REGISTRY_URL`` — a Confluent-compatible schema registry (``http://host:8081``).
+  When set, producers write Confluent framing (``00`` + schema id) with the ids registered by
+  ``ioc schemas register``, and readers resolve ids there; unset, single-object encoding.
 
 Components receive a ``Settings`` instance; they never read the environment themselves.
 """
@@ -41,6 +44,7 @@ class Settings:
     topic_prefix: str = ""
     database: str = "ioc"
     reference_dir: Path | None = None
+    schema_registry_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +61,7 @@ class Settings:
             topic_prefix=env.get("IOC_TOPIC_PREFIX", d.topic_prefix),
             database=env.get("IOC_CLICKHOUSE_DATABASE", d.database),
             reference_dir=Path(env["IOC_REFERENCE_DIR"]) if env.get("IOC_REFERENCE_DIR") else None,
+            schema_registry_url=env.get("IOC_SCHEMA_REGISTRY_URL") or None,
         )
 
     def with_(self, **changes: object) -> Settings:
