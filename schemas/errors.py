@@ -124,6 +124,21 @@ def field_errors(problems: Iterable[str]) -> list[FieldError]:
     return [field_error(p) for p in problems]
 
 
+def conversion_errors(topic: str, exc: Any) -> list[FieldError]:
+    """Every problem of an object that failed conversion (a
+    :class:`~ioc.schemas.jsonconv.ConversionError`): the conversion's own, plus the semantic
+    checks of the fields that did convert, so a row's report is complete at once."""
+    from ioc.schemas.validation import semantic_errors
+
+    errors = field_errors(exc.problems)
+    reported = {e.field for e in errors}
+    try:
+        extra = semantic_errors(topic, exc.partial)
+    except Exception:  # a check that assumed a field is present
+        extra = []
+    return errors + [e for e in field_errors(extra) if e.field and e.field not in reported]
+
+
 def message(code: str, en: str, vi: str) -> dict[str, str]:
     """A whole-request error in both languages (the gateway's ``error`` object)."""
     return {"code": code, "en": en, "vi": vi}

@@ -17,7 +17,6 @@ Pure logic (no HTTP, no Kafka) so that every rule is tested directly and fuzzed:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -26,8 +25,8 @@ from typing import Any
 
 from ioc.connectors.gateway.keys import AgencyKey
 from ioc.connectors.producer import partition_key
-from ioc.schemas.errors import FieldError, field_errors
-from ioc.schemas.jsonconv import ConversionError, json_to_record
+from ioc.schemas.errors import FieldError, conversion_errors, field_errors
+from ioc.schemas.jsonconv import ConversionError, content_digest, json_to_record
 from ioc.schemas.serde import EncodeError, Serde
 
 MAX_DEPTH = 32
@@ -116,12 +115,6 @@ class ItemError:
         return self.error.as_json(index=self.index, event_id=self.event_id)
 
 
-def content_digest(record: Mapping[str, Any]) -> str:
-    """A digest of an event's content, independent of framing (schema id or fingerprint)."""
-    canonical = json.dumps(record, sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def _source_errors(obj: dict[str, Any], key: AgencyKey) -> list[FieldError]:
     allowed = key.allowed_sources
     if "source" not in obj or obj["source"] is None:
@@ -160,7 +153,7 @@ def prepare(serde: Serde, topic: str, items: list[Any], key: AgencyKey,
             record = json_to_record(schema, obj)
             value = serde.encode(topic, record)
         except ConversionError as exc:
-            problems += field_errors(exc.problems)
+            problems += conversion_errors(topic, exc)
         except EncodeError as exc:
             problems += field_errors(exc.problems)
         except (ValueError, TypeError, OverflowError, RecursionError) as exc:

@@ -10,33 +10,21 @@ it after in-flight requests are answered and the producer is flushed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-
 from aiohttp import web
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from ioc.connectors.gateway.app import Gateway, GatewayMetrics, create_app
 from ioc.connectors.gateway.delivery import KafkaSender
-from ioc.connectors.gateway.ingest import RecentEvents, Transform
+from ioc.connectors.gateway.ingest import RecentEvents
 from ioc.connectors.gateway.keys import KeyStore
 from ioc.connectors.gateway.settings import GatewaySettings
 from ioc.connectors.producer import producer_config
 from ioc.connectors.schema_registry import serde_for
+from ioc.connectors.transforms import default_transforms
 from ioc.infra.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def default_transforms(settings: Settings) -> Mapping[str, Transform]:
-    """Per-topic steps applied to an event's JSON before validation: the citizen-feedback
-    subsystem's removal of personal data (``ioc.connectors.privacy``), when installed."""
-    try:
-        from ioc.connectors.privacy import pre_send_transforms  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return {}
-    transforms: Mapping[str, Transform] = pre_send_transforms(settings)
-    return transforms
 
 
 def build_gateway(gs: GatewaySettings, registry: CollectorRegistry | None = None) -> Gateway:
