@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from ioc.connectors.producer import EventProducer, make_producer
+from ioc.connectors.schema_registry import serde_for
 from ioc.connectors.sim_security_cyber import CyberSimulator, SecuritySimulator
 from ioc.connectors.simulator import TrafficSimulator
 from ioc.infra import reference, reference_cyber
@@ -66,7 +67,8 @@ def simulate_to_kafka(settings: Settings, domain: str, *, rate: float, duration_
         raise ValueError(f"unknown simulation domain {domain!r}; choose from {DOMAINS} or all")
     if rate <= 0 or duration_s <= 0 or speedup <= 0:
         raise ValueError("--rate, --duration and --speedup must be positive")
-    producer = EventProducer(make_producer(settings.bootstrap), topic_name=settings.topic)
+    producer = EventProducer(make_producer(settings.bootstrap), serde=serde_for(settings),
+                             topic_name=settings.topic)
     # With speedup > 1 simulated time runs faster than the wall clock and is placed so that it
     # ends now: the demo replays e.g. 30 minutes of traffic in 3 (windows close, alerts fire).
     wall0 = datetime.now(UTC)
