@@ -15,7 +15,9 @@ example built from its schema.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
+import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,8 +77,17 @@ def example_events(catalogue: Any, reference_dir: Path | None = None
     traffic = TrafficSimulator(ref.segments, seed=0)
     candidates += traffic.events_at(EXAMPLE_AT)
     candidates += traffic.incidents_between(EXAMPLE_AT - timedelta(days=7), EXAMPLE_AT)
-    for make in INTERVAL_SIMULATORS.values():
-        candidates += make(ref, 0).events_at(EXAMPLE_AT, 6 * 3600)
+    with tempfile.TemporaryDirectory() as tmp:
+        # Simulators that pseudonymise fake reporters get a fixed key: stable pages.
+        key_file = Path(tmp) / "pseudonym.key"
+        key_file.write_text("contract-docs-example-key-0123456789\n", encoding="utf-8")
+        key_file.chmod(0o600)
+        settings = Settings(data_dir=Path(tmp))
+        for make in INTERVAL_SIMULATORS.values():
+            factory: Any = make
+            takes_settings = len(inspect.signature(factory).parameters) >= 3
+            sim = factory(ref, 0, settings) if takes_settings else factory(ref, 0)
+            candidates += sim.events_at(EXAMPLE_AT, 6 * 3600)
     out: dict[str, dict[str, Any]] = {}
     for ev in candidates:
         if ev.topic in out or ev.topic not in catalogue.by_topic:
