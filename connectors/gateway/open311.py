@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import hashlib
 import math
 import re
@@ -145,8 +146,13 @@ def nearest_area(areas: dict[str, Area], lat: float | None, lon: float | None) -
     return best
 
 
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status,
+                             dumps=lambda v: json.dumps(v, ensure_ascii=False, default=str))
+
+
 def open311_error(status: int, description: str) -> web.Response:
-    return web.json_response([{"code": status, "description": description}], status=status)
+    return _json([{"code": status, "description": description}], status=status)
 
 
 @dataclass
@@ -178,7 +184,7 @@ async def get_services(request: web.Request) -> web.Response:
     if bad:
         return bad
     o = request.app[OPEN311]
-    return web.json_response([{"service_code": s.code, "service_name": s.name,
+    return _json([{"service_code": s.code, "service_name": s.name,
                                "description": s.description, "metadata": True,
                                "type": "realtime", "keywords": s.code.replace("_", ","),
                                "group": "phan_anh_kien_nghi"} for s in o.services])
@@ -192,7 +198,7 @@ async def get_service(request: web.Request) -> web.Response:
     code = request.match_info["code"]
     if code not in {s.code for s in o.services}:
         return open311_error(404, f"unknown service_code {code!r} / không có dịch vụ này")
-    return web.json_response({"service_code": code, "attributes": [{
+    return _json({"service_code": code, "attributes": [{
         "variable": True, "code": "area_code", "datatype": "string", "required": False,
         "datatype_description": "Mã đơn vị hành chính (administrative unit code); if "
                                 "omitted, the unit nearest to lat/long", "order": 1,
@@ -264,7 +270,7 @@ async def post_request(request: web.Request) -> web.Response:
     now = datetime.now(UTC)
     if idem and report_id in o.recent:
         first = o.recent[report_id]
-        return web.json_response([{"service_request_id": report_id,
+        return _json([{"service_request_id": report_id,
                                    "service_notice": first["service_notice"],
                                    "account_id": None}])
     event = {"event_id": f"{report_id}:submitted", "occurred_at": now.isoformat(),
@@ -293,7 +299,7 @@ async def post_request(request: web.Request) -> web.Response:
                 "requested_datetime": _iso(now), "updated_datetime": _iso(now),
                 "expected_datetime": None, "address": protected.get("address", ""),
                 "lat": lat, "long": lon, "media_url": ""})
-    return web.json_response([{"service_request_id": report_id, "service_notice": notice,
+    return _json([{"service_request_id": report_id, "service_notice": notice,
                                "account_id": None}])
 
 
@@ -380,12 +386,12 @@ async def get_request(request: web.Request) -> web.Response:
     rows = await _query(o, status_sql(o.database, f"report_id = {_quote(rid)}"))
     if isinstance(rows, web.Response):
         if rid in o.recent:
-            return web.json_response([o.recent[rid]])
+            return _json([o.recent[rid]])
         return rows
     if rows:
-        return web.json_response([_as_request(o, rows[0])])
+        return _json([_as_request(o, rows[0])])
     if rid in o.recent:
-        return web.json_response([o.recent[rid]])
+        return _json([o.recent[rid]])
     return open311_error(404, "no such request / không có phản ánh này")
 
 
@@ -439,7 +445,7 @@ async def get_requests(request: web.Request) -> web.Response:
     rows = await _query(o, status_sql(o.database, " AND ".join(where), " AND ".join(having)))
     if isinstance(rows, web.Response):
         return rows
-    return web.json_response([_as_request(o, r) for r in rows])
+    return _json([_as_request(o, r) for r in rows])
 
 
 def add_routes(app: web.Application, reports: ReportQuery | None = None) -> None:

@@ -76,6 +76,7 @@ def test_open311_client_flow_and_no_personal_data_anywhere(pipeline: Pipeline) -
     pipeline.run_until_idle()
 
     g = GatewayProcess(pipeline)
+    base = f"{g.url}/open311/v2"
     try:
         got = call(f"{base}/requests/{rid}.json").body[0]
         assert got["status"] == "open"
