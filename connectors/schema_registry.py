@@ -60,7 +60,7 @@ class RegistryClient:
 
     def _call(self, method: str, path: str, body: Any | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode("utf-8")
-        req = urllib.request.Request(self.url + path, data=data, method=method,
+        req = urllib.request.Request(self.url + path, data=data, method=method,  # noqa: S310
                                      headers={"Content-Type": CONTENT_TYPE,
                                               "Accept": CONTENT_TYPE})
         try:

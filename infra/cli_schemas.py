@@ -36,7 +36,7 @@ def _synthetic(raw: dict[str, Any], area: str) -> dict[str, Any]:
         if isinstance(t, list) and "null" in t and f.get("default", "x") is None:
             out[name] = None
             continue
-        base = next((b for b in t if b != "null"), t) if isinstance(t, list) else t
+        base: Any = next((b for b in t if b != "null"), t) if isinstance(t, list) else t
         kind = base.get("type") if isinstance(base, dict) else base
         if isinstance(base, dict) and base.get("logicalType") == "timestamp-millis":
             out[name] = EXAMPLE_AT

@@ -34,6 +34,8 @@ class FieldError:
                 "vi": self.vi}
 
 
+_CMP = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
+
 _Rule = tuple[re.Pattern[str], str, Callable[[re.Match[str]], str]]
 
 _RULES: list[_Rule] = [
@@ -78,8 +80,6 @@ _RULES: list[_Rule] = [
     (re.compile(r"^does not fit the Avro type (\S+).*$", re.S), "type",
      lambda m: f"giá trị vượt quá phạm vi của kiểu {m.group(1)}"),
 ]
-
-_CMP = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
 
 _UNKNOWN = re.compile(r"^unknown fields (\[.*\]) \(not in (\S+)\)$", re.S)
 _FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.*)$", re.S)

@@ -158,4 +158,5 @@ def record_to_json(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Catalogue", "ConversionError", "content_digest", "json_to_record", "parse_timestamp", "record_to_json"]
+__all__ = ["Catalogue", "ConversionError", "content_digest", "json_to_record", "parse_timestamp",
+           "record_to_json"]

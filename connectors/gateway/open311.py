@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import json
 import hashlib
+import json
 import math
 import re
 import threading

@@ -10,6 +10,7 @@ it after in-flight requests are answered and the producer is flushed.
 from __future__ import annotations
 
 import logging
+
 from aiohttp import web
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
@@ -22,7 +23,6 @@ from ioc.connectors.gateway.settings import GatewaySettings
 from ioc.connectors.producer import producer_config
 from ioc.connectors.schema_registry import serde_for
 from ioc.connectors.transforms import default_transforms
-from ioc.infra.settings import Settings
 
 log = logging.getLogger(__name__)
 

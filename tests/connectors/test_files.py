@@ -150,12 +150,12 @@ def test_excel_with_mapping(tmp_path: Path) -> None:
     ws.title = "Tổng hợp"
     sheet = wb.create_sheet("Số liệu")
     sheet.append(["Báo cáo lưu lượng xe — Sở GTVT"])  # a title row above the header
-    sheet.append(HEADER[:5] + ["Mã bản ghi"])
-    sheet.append([datetime(2026, 11, 30, 7, 30), "QL1A-TK-01", 42, 38.5, 0.21, "x-1"])  # 3
-    sheet.append([datetime(2026, 11, 30, 7, 31), "QL1A-TK-01", -3, 40, None, "x-2"])    # 4
+    sheet.append([*HEADER[:5], "Mã bản ghi"])
+    sheet.append([datetime(2026, 11, 30, 7, 30), "QL1A-TK-01", 42, 38.5, 0.21, "x-1"])  # noqa: DTZ001
+    sheet.append([datetime(2026, 11, 30, 7, 31), "QL1A-TK-01", -3, 40, None, "x-2"])  # noqa: DTZ001
     sheet.append(["hôm qua", "QL1A-TK-01", 5, 40, None, "x-3"])                         # 5
     sheet.append([None] * 6)                                                            # 6
-    sheet.append([datetime(2026, 11, 30, 7, 33), "DT607-01", 7.0, 55, None, None])      # 7
+    sheet.append([datetime(2026, 11, 30, 7, 33), "DT607-01", 7.0, 55, None, None])  # noqa: DTZ001
     path = tmp_path / "bao-cao.xlsx"
     wb.save(path)
     mapping = tmp_path / "map.json"
@@ -182,7 +182,7 @@ def test_naive_excel_times_need_a_timezone(tmp_path: Path) -> None:
     ws = wb.active
     ws.append(["event_id", "occurred_at", "source", "area_code", "segment_id",
                "vehicle_count", "avg_speed_kmh"])
-    ws.append(["e1", datetime(2026, 11, 30, 7, 30), "SGTVT-QNA", "502", "S1", 1, 30])
+    ws.append(["e1", datetime(2026, 11, 30, 7, 30), "SGTVT-QNA", "502", "S1", 1, 30])  # noqa: DTZ001
     path = tmp_path / "plain.xlsx"
     wb.save(path)
     p, _fake = producer()

@@ -15,6 +15,7 @@ import pytest
 from gateway_harness import RunningGateway, call, start_gateway
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_files import RecordingProducer
 
 from ioc.connectors.files import upload_file
 from ioc.connectors.gateway.ingest import BodyError, parse_events, prepare
@@ -22,7 +23,6 @@ from ioc.connectors.gateway.keys import AgencyKey
 from ioc.connectors.producer import EventProducer
 from ioc.schemas.catalogue import Catalogue
 from ioc.schemas.serde import DecodeError, Serde
-from test_files import RecordingProducer
 
 FLOW = "ioc.traffic.flow.v1"
 SERDE = Serde()
@@ -124,7 +124,7 @@ def _valid_bytes() -> bytes:
     st.tuples(st.integers(0, 60), st.integers(0, 255)).map(
         lambda t: _flip(_valid_bytes(), *t)),
     st.integers(0, 60).map(lambda n: _valid_bytes()[:n])))
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=250, deadline=None)
 def test_decoder_raises_only_decode_errors(data: bytes) -> None:
     serde = Serde(schema_ids={1: SERDE.catalogue.get(FLOW).parsed})
     try:

@@ -150,12 +150,12 @@ def test_rate_limit_answers_429_with_retry_after(gw: RunningGateway) -> None:
     key, _ = gw.keys.add("UBND-TK", [FLOW], sources=["UBND-TK"], rate_per_s=2, burst=5)
     events = [flow(100 + i, source="UBND-TK") for i in range(5)]
     assert post(gw, FLOW, events[:4], key).status == 200
-    r = post(gw, FLOW, events[4:5] + [flow(110, source="UBND-TK")], key)
+    r = post(gw, FLOW, [*events[4:5], flow(110, source="UBND-TK")], key)
     assert r.status == 429
     assert r.headers["Retry-After"] == "1"  # 1 token left, 2 needed, 2 per second
     assert "thử lại sau 1 giây" in r.body["error"]["vi"]
     gw.clock[0] += 1.0
-    assert post(gw, FLOW, events[4:5] + [flow(110, source="UBND-TK")], key).status == 200
+    assert post(gw, FLOW, [*events[4:5], flow(110, source="UBND-TK")], key).status == 200
     # a batch larger than the bucket can never pass: 413, not an endless 429
     r = post(gw, FLOW, [flow(200 + i, source="UBND-TK") for i in range(6)], key)
     assert (r.status, r.body["error"]["code"]) == (413, "too_many_events")

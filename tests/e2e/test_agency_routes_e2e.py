@@ -109,8 +109,8 @@ def test_gateway_and_file_uploads_store_every_valid_event_once(
     wb = Workbook()
     ws = wb.active
     ws.append(["Thời điểm", "Mã đoạn", "Số xe", "Tốc độ"])
-    ws.append([datetime(2026, 11, 30, 8, 5), "DT607-01", 12, 50])       # 2
-    ws.append([datetime(2026, 11, 30, 8, 6), "DT607-01", 13, 999])      # 3 bad
+    ws.append([datetime(2026, 11, 30, 8, 5), "DT607-01", 12, 50])       # 2  # noqa: DTZ001
+    ws.append([datetime(2026, 11, 30, 8, 6), "DT607-01", 13, 999])      # 3 bad  # noqa: DTZ001
     xlsx_path = tmp_path / "dem-xe.xlsx"
     wb.save(xlsx_path)
     for path in (csv_path, xlsx_path, csv_path, xlsx_path):
