@@ -18,6 +18,7 @@ pytestmark = pytest.mark.kafka
 
 FLOW = "ioc.traffic.flow.v1"
 INCIDENT = "ioc.security.incident.v1"
+DLQ = "ioc.dlq.v1"
 
 
 def flow(i: int, **over: Any) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def flow(i: int, **over: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def gw(kafka_broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    g = start_gateway(kafka_broker, tmp_path_factory.mktemp("gw"), [FLOW, INCIDENT],
+    g = start_gateway(kafka_broker, tmp_path_factory.mktemp("gw"), [FLOW, INCIDENT, DLQ],
                       max_body=20_000, max_events=50)
     yield g
     g.stop()
@@ -197,3 +198,27 @@ def test_keys_file_is_private(tmp_path: Path) -> None:
     assert store.authenticate(clear) == entry
     assert store.authenticate(clear[:-1] + ("A" if clear[-1] != "A" else "B")) is None
     assert [k.key_id for k in store.keys()] == [entry.key_id]
+
+
+def test_dead_letters_follow_the_source_topics_access_rules(gw: RunningGateway,
+                                                            keys: dict[str, str]) -> None:
+    from datetime import UTC, datetime
+
+    from confluent_kafka import Producer
+
+    serde = Serde()
+    p = Producer({"bootstrap.servers": gw.settings.bootstrap})
+    for topic, payload in ((FLOW, b"not avro"), (INCIDENT, b"\x00junk")):
+        p.produce(gw.topic(DLQ), serde.encode(DLQ, {
+            "topic": topic, "partition": 0, "offset": 7, "key": None, "payload": payload,
+            "error_type": "decode", "reason": "not Avro", "stage": "streams",
+            "failed_at": datetime(2026, 11, 30, tzinfo=UTC)}))
+    assert p.flush(30) == 0
+    mine = call(f"{gw.url}/v1/dead-letters/{FLOW}", key=keys["traffic"])
+    assert mine.status == 200
+    assert [(d["topic"], d["payload_hex"]) for d in mine.body["dead_letters"]] == [
+        (FLOW, b"not avro".hex())]
+    # the traffic agency cannot read the police's dead letters, nor the police the traffic's
+    assert call(f"{gw.url}/v1/dead-letters/{INCIDENT}", key=keys["traffic"]).status == 403
+    assert call(f"{gw.url}/v1/dead-letters/{FLOW}", key=keys["police"]).status == 403
+    assert call(f"{gw.url}/v1/dead-letters/{FLOW}").status == 401
