@@ -26,6 +26,8 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy streams schemas connectors dashboards infra
 	$(BIN)/ioc dashboards build --check
+	$(BIN)/ioc schemas docs --check
+	$(BIN)/ioc schemas check
 
 dashboards: venv
 	$(BIN)/ioc dashboards build

@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ioc.connectors import privacy
 from ioc.connectors.producer import EventProducer, make_producer
+from ioc.connectors.schema_registry import serde_for
 from ioc.connectors.sim_econ import EconSimulator
 from ioc.connectors.sim_egov import EgovSimulator
 from ioc.connectors.sim_feedback import FeedbackSimulator
@@ -120,7 +121,8 @@ def simulate_to_kafka(settings: Settings, domain: str, *, rate: float, duration_
         raise ValueError(f"unknown simulation domain {domain!r}; choose from {DOMAINS} or all")
     if rate <= 0 or duration_s <= 0 or speedup <= 0:
         raise ValueError("--rate, --duration and --speedup must be positive")
-    producer = EventProducer(make_producer(settings.bootstrap), topic_name=settings.topic,
+    producer = EventProducer(make_producer(settings.bootstrap), serde=serde_for(settings),
+                             topic_name=settings.topic,
                              pre_send=privacy.pre_send_transforms(settings))
     # With speedup > 1 simulated time runs faster than the wall clock and is placed so that it
     # ends now: the demo replays e.g. 30 minutes of traffic in 3 (windows close, alerts fire).

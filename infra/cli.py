@@ -2,7 +2,7 @@
 
     ioc setup                     topics, ClickHouse migrations, reference data (idempotent)
     ioc run [--exit-when-idle S]  stream worker + ClickHouse sink (+ notifier) in the foreground
-    ioc produce TOPIC --file F    JSON lines → Avro events on Kafka
+    ioc produce TOPIC --file F    JSON lines, CSV, Excel → Avro events on Kafka
     ioc simulate traffic          realistic traffic events for the reference road segments
     ioc sql QUERY                 query ClickHouse (read-only), running platform or not
     ioc demo [--duration S]       everything at once on this machine, with a live summary
@@ -12,6 +12,9 @@
     ioc wall show|urls            the video wall profile: screens, kiosk URLs
     ioc notify [--check]          the alert notifier alone (also part of run and demo)
     ioc alerts list|show|ack|silence  alerts for duty officers (works while run is running)
+    ioc gateway [keys …]          HTTP ingestion gateway, Open311, agencies' API keys
+    ioc schemas docs|check|register  data-contract docs, compatibility, schema registry
+    ioc dlq list|show|replay      dead letters: inspect and re-submit
 
 Settings come from the environment (see ``ioc.infra.settings``): IOC_DATA_DIR,
 IOC_KAFKA_BOOTSTRAP, IOC_CLICKHOUSE_URL, …
@@ -100,12 +103,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from ioc.connectors.privacy import (
-        PseudonymKeyError,
-        pre_send_transforms,
-        pseudonym_key,
-    )
-    from ioc.connectors.producer import EventProducer, make_producer, produce_file
+    from ioc.connectors.files import FileError, detect_format, load_mapping, upload_file
+    from ioc.connectors.privacy import PseudonymKeyError, pseudonym_key
+    from ioc.connectors.producer import EventProducer, make_producer
+    from ioc.connectors.schema_registry import RegistryError, serde_for
+    from ioc.connectors.transforms import default_transforms
     from ioc.schemas.catalogue import Catalogue
 
     catalogue = Catalogue()
@@ -117,27 +119,47 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     if not path.is_file():
         print(f"ioc produce: file not found: {path}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        fmt = detect_format(path, args.format)
+        mapping = load_mapping(Path(args.mapping)) if args.mapping else None
+    except FileError as exc:
+        print(f"ioc produce: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     _kafka_needed(settings)
-    # Personal data (a feedback reporter's name and phone) becomes a keyed pseudonym here,
-    # before any line is converted or sent.
-    pre_send = pre_send_transforms(settings)
-    if args.topic in pre_send:
+    transforms = default_transforms(settings)
+    if args.topic in transforms:
         try:
             pseudonym_key(settings)  # a key problem stops the run before any line is sent
         except PseudonymKeyError as exc:
             print(f"ioc produce: {exc}", file=sys.stderr)
             return 1
-    producer = EventProducer(make_producer(settings.bootstrap), topic_name=settings.topic,
-                             pre_send=pre_send)
-    report = produce_file(producer, args.topic, path)
-    for number, reason in report.rejected[: args.max_errors]:
-        print(f"{path}:{number}: rejected: {reason}", file=sys.stderr)
-    if len(report.rejected) > args.max_errors:
-        print(f"… and {len(report.rejected) - args.max_errors} more rejected lines",
+    producer = EventProducer(make_producer(settings.bootstrap), serde=serde_for(settings),
+                             topic_name=settings.topic)
+    try:
+        report = upload_file(producer, args.topic, path, fmt=fmt, mapping=mapping,
+                             transform=transforms.get(args.topic))
+    except (FileError, RegistryError) as exc:
+        print(f"ioc produce: {exc}; nothing was sent", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, FileError) else 1
+    rows = report.by_row()
+    for number in sorted(rows)[: args.max_errors]:
+        reasons = "; ".join(f"{r.error.field + ': ' if r.error.field else ''}{r.error.en}"
+                            + (f" (column {r.column!r})" if r.column and r.column
+                               != r.error.field else "") for r in rows[number])
+        print(f"{path}:{number}: rejected: {reasons}", file=sys.stderr)
+    if len(rows) > args.max_errors:
+        print(f"… and {len(rows) - args.max_errors} more rejected {report.unit}",
               file=sys.stderr)
+    if report.rejected:
+        out = Path(args.rejected) if args.rejected else path.with_name(path.name +
+                                                                       ".rejected.csv")
+        report.write_rejections(out)
+        print(f"rejected {report.unit} (row, column, reason): {out}", file=sys.stderr)
+    derived = (f"; {report.derived_ids} event ids derived from the rows' content"
+               if report.derived_ids else "")
     print(f"{report.sent} events sent to {settings.topic(args.topic)} "
-          f"(confirmed by the broker), {len(report.rejected)} lines rejected "
-          f"of {report.lines}")
+          f"(confirmed by the broker), {len(rows)} {report.unit} rejected "
+          f"of {report.rows}{derived}")
     return 1 if report.rejected else 0
 
 
@@ -326,14 +348,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("produce", help="send a JSON-lines file as Avro events to a topic",
-                       description="Send a JSON-lines file as Avro events to a topic. Lines of "
+    s = sub.add_parser("produce", help="send a file (JSON lines, CSV, Excel) as Avro events",
+                       description="Send a file's rows as events; see ioc.connectors.files "
+                                   "and docs/onboarding.md for the column mapping. Rows of "
                                    "ioc.feedback.report.v1 may carry reporter_name and "
                                    "reporter_phone: they are replaced by a keyed pseudonym "
                                    "(IOC_PSEUDONYM_KEY) and never sent; phone numbers in the "
                                    "text are masked.")
     s.add_argument("topic", help="contract topic name, e.g. ioc.traffic.flow.v1")
-    s.add_argument("--file", required=True, help="JSON lines, one event per line")
+    s.add_argument("--file", required=True, help="JSON lines, .csv or .xlsx")
+    s.add_argument("--format", choices=["jsonl", "csv", "xlsx"],
+                   help="file format (default: from the extension)")
+    s.add_argument("--mapping", help="column mapping (.toml or .json): field = column, "
+                                     "constants, value maps, timezone, sheet")
+    s.add_argument("--rejected", help="where to write the rejected rows (default "
+                                      "<file>.rejected.csv, only if there are any)")
     s.add_argument("--max-errors", type=int, default=50,
                    help="rejected lines to print (all are counted)")
     s.set_defaults(func=cmd_produce)
@@ -386,6 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_dashboards)
 
     cli_wall.add_wall_parser(sub)
+    from ioc.infra import cli_dlq, cli_gateway, cli_schemas
+
+    for module in (cli_gateway, cli_schemas, cli_dlq):
+        module.add_parser(sub)
     return p
 
 

@@ -36,6 +36,7 @@ from confluent_kafka.admin import (
 from prometheus_client import CollectorRegistry
 
 from ioc.connectors.clickhouse import connect
+from ioc.connectors.schema_registry import serde_for
 from ioc.infra import (
     migrations,
     reference,
@@ -308,7 +309,7 @@ def sink_main(settings: Settings, drain: Any, ready: Any, parent_pid: int) -> No
             serve(registry, settings.metrics_port + 1)
         except OSError as exc:
             log.warning("sink metrics port %d unavailable: %s", settings.metrics_port + 1, exc)
-    serde = Serde()
+    serde = serde_for(settings)  # Confluent framing/ids when a registry is configured
     client = connect(settings.clickhouse)
     query_server = start_query_server(settings)
     sink = ClickHouseSink(client, settings.database, metrics)
@@ -509,7 +510,7 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
             serve(registry, settings.metrics_port)
         except OSError as exc:
             log.warning("metrics port %d unavailable: %s", settings.metrics_port, exc)
-    serde = Serde()
+    serde = serde_for(settings)  # Confluent framing/ids when a registry is configured
     ref = reference.load_reference(settings.reference_dir)
     restored = read_latest_alerts(settings, serde)
     from confluent_kafka import Producer

@@ -54,6 +54,9 @@ Alert notifications (``ioc notify``, part of ``ioc run``; see ``docs/notificatio
   ``IOC_SMTP_PASSWORD``; ``IOC_TELEGRAM_BOT_TOKEN``; ``IOC_WEBHOOK_SECRET`` (HMAC-SHA256 signature
   of webhook bodies); ``IOC_NOTIFY_TOKEN_<NAME>`` — the token an HTTP template channel refers to
   as ``secret: <name>`` (e.g. ``IOC_NOTIFY_TOKEN_ZALO_OA`` for ``secret: zalo_oa``).
+- ``IOC_SCHEMA_REGISTRY_URL`` — a Confluent-compatible schema registry (``http://host:8081``).
+  When set, producers write Confluent framing (``00`` + schema id) with the ids registered by
+  ``ioc schemas register``, and readers resolve ids there; unset, single-object encoding.
 
 Components receive a ``Settings`` instance; they never read the environment themselves.
 """
@@ -133,6 +136,7 @@ class Settings:
     telegram_bot_token: Secret | None = None
     webhook_secret: Secret | None = None
     notify_tokens: tuple[tuple[str, Secret], ...] = ()
+    schema_registry_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -177,6 +181,7 @@ class Settings:
             notify_tokens=tuple(sorted(
                 (k.removeprefix(TOKEN_PREFIX).lower(), Secret(v)) for k, v in env.items()
                 if k.startswith(TOKEN_PREFIX) and v)),
+            schema_registry_url=env.get("IOC_SCHEMA_REGISTRY_URL") or None,
         )
 
     def with_(self, **changes: object) -> Settings:

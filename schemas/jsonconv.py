@@ -9,6 +9,8 @@ default take it; unknown fields are rejected so a typo in a field name cannot si
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -17,11 +19,15 @@ from ioc.schemas.catalogue import Catalogue, TopicSchema
 
 
 class ConversionError(ValueError):
-    """The JSON object cannot become a record of the topic; ``problems`` name each field."""
+    """The JSON object cannot become a record of the topic; ``problems`` name each field.
 
-    def __init__(self, problems: list[str]) -> None:
+    ``partial`` holds the fields that did convert, so callers can also run the semantic checks
+    on them and report every problem of a row at once."""
+
+    def __init__(self, problems: list[str], partial: dict[str, Any] | None = None) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+        self.partial = partial or {}
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -144,8 +150,16 @@ def json_to_record(schema: TopicSchema, obj: Any) -> dict[str, Any]:
     if unknown:
         problems.append(f"unknown fields {unknown} (not in {schema.topic})")
     if problems:
-        raise ConversionError(problems)
+        raise ConversionError(problems, record)
     return record
+
+
+def content_digest(record: Mapping[str, Any], exclude: tuple[str, ...] = ()) -> str:
+    """SHA-256 of a record's content (canonical JSON, sorted keys), independent of the wire
+    framing; ``exclude`` leaves fields out (e.g. ``event_id`` when deriving one)."""
+    body = {k: v for k, v in record.items() if k not in exclude}
+    canonical = json.dumps(record_to_json(body), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def record_to_json(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,5 +177,5 @@ def record_to_json(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Catalogue", "ConversionError", "json_to_record", "parse_date", "parse_timestamp",
-           "record_to_json"]
+__all__ = ["Catalogue", "ConversionError", "content_digest", "json_to_record", "parse_date",
+           "parse_timestamp", "record_to_json"]

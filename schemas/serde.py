@@ -37,7 +37,15 @@ class DecodeError(ValueError):
 
 
 class EncodeError(ValueError):
-    """A record does not match its topic's schema; the message names the fields."""
+    """A record does not match its topic's schema; the message names the fields.
+
+    ``problems`` holds one ``"field: reason"`` text per problem (the message joins them), so
+    callers such as the gateway can report each field separately.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
 
 
 # A schema-registry lookup: schema id -> parsed writer schema (raises KeyError if unknown).
@@ -45,14 +53,25 @@ SchemaIdResolver = Callable[[int], Any]
 
 
 class Serde:
+    """Encoding and decoding of the catalogue's topics.
+
+    ``schema_ids`` resolves Confluent schema ids when reading; ``writer_ids`` (contract topic →
+    the registry's id of its current schema) switches writing to Confluent framing. Both come
+    from :func:`ioc.connectors.schema_registry.serde_for` when a registry is configured.
+    """
+
     def __init__(self, catalogue: Catalogue | None = None,
-                 schema_ids: SchemaIdResolver | Mapping[int, Any] | None = None) -> None:
+                 schema_ids: SchemaIdResolver | Mapping[int, Any] | None = None,
+                 writer_ids: Callable[[str], int] | None = None) -> None:
         self.catalogue = catalogue or Catalogue()
         self._schema_ids = schema_ids
+        self._writer_ids = writer_ids
 
     # -- writing -------------------------------------------------------------------------------
     def encode(self, topic: str, record: Mapping[str, Any]) -> bytes:
         ts = self.catalogue.get(topic)
+        if self._writer_ids is not None:
+            return self.encode_confluent(topic, record, self._writer_ids(topic))
         return SINGLE_OBJECT_MAGIC + ts.fingerprint + _checked_body(ts, record)
 
     def encode_confluent(self, topic: str, record: Mapping[str, Any], schema_id: int) -> bytes:
@@ -123,6 +142,9 @@ class Serde:
             return self._schema_ids[schema_id]
         except KeyError:
             raise DecodeError("schema", f"unknown schema id {schema_id}") from None
+        except Exception as exc:  # the registry is unreachable: dead-letter, replay later
+            raise DecodeError("schema", f"cannot resolve schema id {schema_id}: "
+                                        f"{_short(str(exc), 200)}") from None
 
 
 def _checked_body(ts: TopicSchema, record: Mapping[str, Any]) -> bytes:
@@ -133,7 +155,8 @@ def _checked_body(ts: TopicSchema, record: Mapping[str, Any]) -> bytes:
         try:
             validate(record, ts.parsed, raise_errors=True)
         except ValidationError as exc:
-            raise EncodeError(_validation_message(exc)) from None
+            problems = [str(e) for e in getattr(exc, "errors", None) or [exc]]
+            raise EncodeError(_validation_message(exc), problems) from None
         raise EncodeError(f"record does not match the schema of {ts.topic}")
     problems = semantic_errors(ts.topic, record)
     # fastavro's validation accepts any str, but a lone surrogate (valid in JSON as "\ud800")
@@ -145,7 +168,7 @@ def _checked_body(ts: TopicSchema, record: Mapping[str, Any]) -> bytes:
             except UnicodeEncodeError as exc:
                 problems.append(f"{name}: not valid Unicode text ({exc.reason})")
     if problems:
-        raise EncodeError("; ".join(problems))
+        raise EncodeError("; ".join(problems), problems)
     buf = io.BytesIO()
     try:
         schemaless_writer(buf, ts.parsed, dict(record))
