@@ -455,16 +455,21 @@ def _health(q: Query) -> Section:
 
 
 def _alerts_table(q: Query) -> Section:
+    # Acknowledgements: the notifier's ack log (``alert_acks``: ``ioc alerts ack`` or an ack
+    # link), the first one of each episode.
     rows = q.rows("""
-        SELECT domain, count() AS raised, countIf(severity = 'critical') AS critical,
-               countIf(acked_at IS NOT NULL) AS acked,
-               groupArrayIf(dateDiff('second', starts_at, acked_at) / 60,
-                            acked_at IS NOT NULL) AS tta,
-               groupArrayIf(dateDiff('second', starts_at, ends_at) / 60,
-                            status = 'resolved' AND ends_at IS NOT NULL) AS ttr
-        FROM {db}.alerts FINAL
-        WHERE starts_at >= {start} AND starts_at < {end} AND severity != 'info'
-        GROUP BY domain ORDER BY raised DESC
+        SELECT a.domain AS domain, count() AS raised,
+               countIf(a.severity = 'critical') AS critical,
+               countIf(k.alert_id != '') AS acked,
+               groupArrayIf(dateDiff('second', a.starts_at, k.first_acked_at) / 60,
+                            k.alert_id != '') AS tta,
+               groupArrayIf(dateDiff('second', a.starts_at, a.ends_at) / 60,
+                            a.status = 'resolved' AND a.ends_at IS NOT NULL) AS ttr
+        FROM {db}.alerts AS a FINAL
+        LEFT JOIN {db}.alert_acks AS k FINAL
+            ON k.alert_id = a.alert_id AND k.starts_at = a.starts_at
+        WHERE a.starts_at >= {start} AND a.starts_at < {end} AND a.severity != 'info'
+        GROUP BY a.domain ORDER BY raised DESC
     """)
     sec = Section("Cảnh báo trong kỳ và thời gian xử lý")
     if not rows:

@@ -83,6 +83,27 @@ def test_day_briefing_renders_html_and_pdf_with_the_periods_figures(
     assert re.search(f"{vehicles:,}".replace(",", r"\.") + " ?Lượt xe qua các điểm đo", text)
 
 
+def test_time_to_acknowledge_comes_from_the_ack_log(chdb_client: Any,
+                                                   day_db: tuple[str, dict[str, int]],
+                                                   tmp_path: Path) -> None:
+    db, _ = day_db
+    first = chdb_client.query(
+        f"SELECT alert_id, starts_at FROM {db}.alerts FINAL WHERE domain = 'traffic' "
+        f"AND starts_at >= '{DAY_START:%Y-%m-%d %H:%M:%S}' ORDER BY starts_at LIMIT 1"
+    ).result_rows[0]
+    acked_at = first[1] + timedelta(minutes=7)
+    chdb_client.insert(f"{db}.alert_acks", [["ack-1", first[0], first[1], "Nguyễn Văn An",
+                                             "Đã cử lực lượng", acked_at, acked_at, "cli"]],
+                       column_names=["ack_id", "alert_id", "starts_at", "acked_by", "comment",
+                                     "acked_at", "first_acked_at", "via"])
+    html_path, _ = make_report(chdb_client, db, "day", DAY, tmp_path, now=NOW)
+    html = html_path.read_text(encoding="utf-8")
+    row = re.search(r"<tr><td>Giao thông</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>"
+                    r"<td>([^<]*)</td>", html)
+    assert row is not None
+    assert (row.group(3), row.group(4)) == ("1", "7 phút")  # one acknowledged, after 7 min
+
+
 def test_a_period_without_data_says_so(chdb_client: Any, day_db: tuple[str, dict[str, int]],
                                        tmp_path: Path) -> None:
     db, _ = day_db
