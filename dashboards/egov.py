@@ -230,7 +230,7 @@ FIRING_TABLE_SQL = """
 STATUS_MAP = dashboard_model.ValueMap(options={
     "1": dashboard_model.ValueMappingResult(text="Hoạt động", color="green", index=0),
     "0": dashboard_model.ValueMappingResult(text="NGỪNG HOẠT ĐỘNG", color="red", index=1),
-    "-1": dashboard_model.ValueMappingResult(text="Không có số liệu", color="gray", index=2),
+    "-1": dashboard_model.ValueMappingResult(text="Không có số liệu", color="text", index=2),
 })
 
 
@@ -257,7 +257,7 @@ def build() -> dashboard_model.Dashboard:
                     f"khi dưới {ON_TIME_THRESHOLD:.0%} với ít nhất {MIN_DECIDED} hồ sơ.")
     status = bar_gauge("Trạng thái hệ thống", SYSTEM_STATUS_SQL, grid(12, 4, 6, 9),
                        min_value=-1, max_value=1,
-                       steps=((None, "gray"), (0, "red"), (1, "green")),
+                       steps=((None, "text"), (0, "red"), (1, "green")),
                        description="Lần kiểm tra gần nhất trong 15 phút qua của từng cổng, hệ "
                                    "thống thông tin; đỏ: không truy cập được.")
     status.mappings([STATUS_MAP])

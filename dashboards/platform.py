@@ -189,7 +189,7 @@ def _health() -> list[cogbuilder.Builder[dashboard_model.Panel]]:
                           "{{component}} · {{topic}}")],
                     grid(0, 12, 6, 7), unit="short",
                     description="Thông điệp chưa đọc, theo thành phần và chủ đề."),
-        _timeseries("Bản ghi lỗi (DLQ) mỗi phút",
+        _timeseries("Bản ghi lỗi (DLQ) theo chủ đề",
                     [prom(f"sum by (topic, error_type) (rate(ioc_dead_letters_total[{RATE}]))"
                           " * 60", "{{topic}} · {{error_type}}")],
                     grid(6, 12, 6, 7), unit="short",

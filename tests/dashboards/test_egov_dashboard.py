@@ -25,8 +25,8 @@ from ioc.connectors.sim_egov import EgovSimulator
 from ioc.connectors.simulator import LOCAL_TZ, SimEvent
 from ioc.dashboards import egov
 from ioc.dashboards.build import iter_panels, panel_queries
-from ioc.dashboards.common import DATASOURCE_UID, GRID_COLUMNS, WALL_ROWS, serialise, to_dict
-from ioc.dashboards.testing import PanelResult, layout_problems, problems, run_panel_queries
+from ioc.dashboards.common import DATASOURCE_UID, serialise, to_dict
+from ioc.dashboards.testing import PanelResult, problems, run_panel_queries
 from ioc.infra import reference_egov
 from ioc.infra.migrations import migrate
 from ioc.infra.reference import load_into_clickhouse, load_reference
@@ -51,12 +51,6 @@ def test_identity_and_deterministic_serialisation() -> None:
     assert (data["uid"], data["title"]) == ("ioc-egov", "Chính quyền điện tử")
     assert "Chính quyền điện tử" in text
     assert data["refresh"] == "30s" and data["timezone"] == "Asia/Ho_Chi_Minh"
-
-
-def test_layout_fills_one_wall_screen_without_overlap(board: dict[str, Any]) -> None:
-    found, covered = layout_problems(board)
-    assert found == []
-    assert covered == GRID_COLUMNS * WALL_ROWS
 
 
 def test_panels_ids_titles_and_datasource(board: dict[str, Any]) -> None:

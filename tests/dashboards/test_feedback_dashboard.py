@@ -24,8 +24,8 @@ from ioc.connectors.sim_feedback import FeedbackSimulator
 from ioc.connectors.simulator import SimEvent
 from ioc.dashboards import feedback
 from ioc.dashboards.build import iter_panels, panel_queries
-from ioc.dashboards.common import DATASOURCE_UID, GRID_COLUMNS, WALL_ROWS, serialise, to_dict
-from ioc.dashboards.testing import PanelResult, layout_problems, problems, run_panel_queries
+from ioc.dashboards.common import DATASOURCE_UID, serialise, to_dict
+from ioc.dashboards.testing import PanelResult, problems, run_panel_queries
 from ioc.infra import reference_feedback
 from ioc.infra.reference import load_reference
 from ioc.schemas.catalogue import Catalogue
@@ -56,12 +56,6 @@ def test_identity_and_deterministic_serialisation() -> None:
     assert (data["uid"], data["title"]) == ("ioc-feedback", "Phản ánh kiến nghị")
     assert "Phản ánh kiến nghị" in text
     assert data["refresh"] == "30s" and data["timezone"] == "Asia/Ho_Chi_Minh"
-
-
-def test_layout_fills_one_wall_screen_without_overlap(board: dict[str, Any]) -> None:
-    found, covered = layout_problems(board)
-    assert found == []
-    assert covered == GRID_COLUMNS * WALL_ROWS
 
 
 def test_panels_titles_ids_datasource_and_round_trip(board: dict[str, Any]) -> None:
