@@ -327,7 +327,14 @@ def partition_lags(app: faust.App, state: WorkerState) -> dict[Any, int | None]:
         if high is None:
             lags[tp] = None
             continue
-        pos = state.positions.get((tp.topic, tp.partition), -1)
+        pos = state.positions.get((tp.topic, tp.partition))
+        if pos is None:
+            # Nothing read since the assignment: the consumer resumes at the committed offset
+            # (Faust keeps it as the read offset until a message comes), so a partition whose
+            # every message is committed is caught up.
+            resume = consumer._read_offset.get(tp)  # type: ignore[attr-defined]
+            lags[tp] = high - (resume or 0)
+            continue
         lags[tp] = high - pos - 1
     return lags
 
