@@ -30,6 +30,7 @@ from ioc.connectors.gateway.keys import KeyStore
 from ioc.connectors.gateway.ratelimit import RateLimiter
 from ioc.connectors.gateway.settings import GatewaySettings
 from ioc.connectors.producer import producer_config
+from ioc.connectors.transforms import default_transforms
 from ioc.infra.settings import Settings
 from ioc.schemas.serde import Serde
 
@@ -138,7 +139,10 @@ def start_gateway(bootstrap: str, tmp: Path, topics: list[str], *,
                  sender=KafkaSender(producer, settings.topic),
                  metrics=GatewayMetrics(CollectorRegistry()),
                  limiter=RateLimiter(clock=lambda: clock[0]),
-                 transforms=dict(transforms or {}))
+                 # as `ioc gateway` does: the platform's own steps (personal data of citizen
+                 # reports) unless a test gives its own
+                 transforms=dict(default_transforms(settings) if transforms is None
+                                 else transforms))
     ready = threading.Event()
     box: dict[str, Any] = {}
 
