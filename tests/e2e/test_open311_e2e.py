@@ -25,7 +25,8 @@ pytestmark = pytest.mark.skipif(REPORT not in Catalogue().by_topic,
 PHONE = "0905 123 456"
 NAME = ("Nguyễn", "Văn Bình")
 EMAIL = "binh.nguyen@example.vn"
-SECRETS = ["0905123456", "905123456", "0905 123 456", "Văn Bình", "Nguyễn Văn", EMAIL]
+# (not "Nguyễn Văn" alone: schools are named after people, e.g. "THCS Nguyễn Văn Trỗi")
+SECRETS = ["0905123456", "905123456", "0905 123 456", "Văn Bình", "Nguyễn Văn Bình", EMAIL]
 
 
 def form_post(url: str, fields: dict[str, str], headers: dict[str, str]) -> object:
