@@ -55,15 +55,15 @@ def test_notifier_settings_and_secrets_never_show(tmp_path: Path) -> None:
 
 def test_query_server_settings_and_the_store_path(tmp_path: Path) -> None:
     s = Settings.from_env({"IOC_DATA_DIR": str(tmp_path), "IOC_QUERY_PORT": "0",
-                           "IOC_QUERY_HOST": "10.0.0.5", "IOC_QUERY_USERS": "a:secret",
+                           "IOC_QUERY_HOST": "10.0.0.5", "IOC_QUERY_USERS": "a:pw-7c1f9e",
                            "IOC_QUERY_MAX_EXECUTION_S": "5", "IOC_QUERY_MAX_RESULT_ROWS": "10",
                            "IOC_QUERY_MAX_RESULT_BYTES": "20", "IOC_QUERY_MAX_MEMORY_BYTES": "30",
                            "IOC_QUERY_MAX_THREADS": "1", "IOC_QUERY_MAX_CONCURRENT": "2"})
-    assert (s.query_port, s.query_host, s.query_users) == (0, "10.0.0.5", "a:secret")
+    assert (s.query_port, s.query_host, s.query_users) == (0, "10.0.0.5", "a:pw-7c1f9e")
     assert (s.query_max_execution_s, s.query_max_result_rows, s.query_max_result_bytes,
             s.query_max_memory_bytes, s.query_max_threads, s.query_max_concurrent) == (
         5.0, 10, 20, 30, 1, 2)
-    assert "secret" not in repr(s)
+    assert "pw-7c1f9e" not in repr(s)  # (field names such as notify_secret are fine)
     assert s.chdb_path == str((tmp_path / "clickhouse").resolve())
     assert s.with_(clickhouse_url="http://ch:8123").chdb_path is None
     assert Settings.from_env({}).query_port == 8124
