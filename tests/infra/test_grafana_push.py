@@ -66,9 +66,12 @@ def test_first_push_creates_folders_dashboards_and_playlists(grafana: FakeGrafan
         "name": "Tường IOC – Các lĩnh vực (luân phiên) [duoi-giua]", "interval": "1m",
         "items": [{"type": "dashboard_by_uid", "value": uid, "order": n, "title": title}
                   for n, (uid, title) in enumerate([
-                      ("ioc-traffic", "Giao thông và trật tự đô thị"),
-                      ("ioc-security", "An ninh trật tự"),
-                      ("ioc-cyber", "Thông tin trên mạng và an toàn thông tin")], start=1)]}
+                      ("ioc-cyber", "Thông tin trên mạng và an toàn thông tin"),
+                      ("ioc-econ", "Chỉ tiêu kinh tế – xã hội"),
+                      ("ioc-egov", "Chính quyền điện tử"),
+                      ("ioc-health", "Y tế"),
+                      ("ioc-edu", "Giáo dục"),
+                      ("ioc-feedback", "Phản ánh kiến nghị")], start=1)]}
     (uid,) = grafana.state.playlists
     assert report.playlist_uids == {"duoi-giua": uid}
     # dashboards were uploaded after their folders existed, playlists after the dashboards
@@ -110,7 +113,7 @@ def test_push_repairs_what_was_changed_in_grafana(grafana: FakeGrafana) -> None:
     assert s.dashboards["ioc-traffic"]["dashboard"]["title"] == "Giao thông và trật tự đô thị"
     assert s.dashboards["ioc-traffic"]["dashboard"]["version"] == 2
     assert s.dashboards["ioc-cyber"]["folderUid"] == "ioc"
-    assert s.playlists[uid]["interval"] == "1m" and len(s.playlists[uid]["items"]) == 3
+    assert s.playlists[uid]["interval"] == "1m" and len(s.playlists[uid]["items"]) == 6
     assert len(s.playlists) == 1  # found by name, not duplicated
     grafana.requests.clear()
     assert set(statuses(run_push(grafana.url)).values()) == {"unchanged"}
