@@ -66,7 +66,8 @@ def simulate_to_kafka(settings: Settings, domain: str, *, rate: float, duration_
         raise ValueError(f"unknown simulation domain {domain!r}; choose from {DOMAINS} or all")
     if rate <= 0 or duration_s <= 0 or speedup <= 0:
         raise ValueError("--rate, --duration and --speedup must be positive")
-    producer = EventProducer(make_producer(settings.bootstrap), topic_name=settings.topic)
+    producer = EventProducer(make_producer(settings.bootstrap, **settings.kafka_security),
+                             topic_name=settings.topic)
     # With speedup > 1 simulated time runs faster than the wall clock and is placed so that it
     # ends now: the demo replays e.g. 30 minutes of traffic in 3 (windows close, alerts fire).
     wall0 = datetime.now(UTC)

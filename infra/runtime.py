@@ -54,7 +54,7 @@ class SetupReport:
 def missing_topics(settings: Settings, catalogue: Catalogue | None = None,
                    timeout: float = 15.0) -> list[str]:
     """Contract topics that do not exist on the cluster (``ioc setup`` creates them)."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(settings.kafka_config())
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
@@ -100,7 +100,7 @@ def ensure_topics(settings: Settings, catalogue: Catalogue | None = None,
     new = [NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=-1,
                     config=configs.get(name, {})) for name in missing]
     created = []
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(settings.kafka_config())
     if new:
         for name, fut in admin.create_topics(new, request_timeout=timeout).items():
             try:
@@ -193,7 +193,7 @@ def setup(settings: Settings, client: Any | None = None,
         applied, rows = payload
     else:
         applied, rows = setup_clickhouse(settings, client)
-    log_line(f"ClickHouse ({settings.clickhouse}): "
+    log_line(f"ClickHouse ({settings.clickhouse_display}): "
              f"{len(applied)} migrations applied, database {settings.database}")
     log_line("reference data: " + ", ".join(f"{k} {v} rows" for k, v in rows.items()))
     return SetupReport(created, existing, applied, rows)
@@ -202,9 +202,9 @@ def setup(settings: Settings, client: Any | None = None,
 def read_latest_alerts(settings: Settings, serde: Serde, timeout: float = 10.0
                        ) -> list[dict[str, Any]]:
     """The latest state of every alert in the alert topic (small; read at worker start)."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap,
-                         "group.id": f"{settings.topic_prefix}ioc-alert-restore",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    consumer = Consumer(settings.kafka_config(**{
+        "group.id": f"{settings.topic_prefix}ioc-alert-restore",
+        "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
     from confluent_kafka import TopicPartition
 
     topic = settings.topic("ioc.alert.v1")
@@ -266,8 +266,8 @@ def sink_main(settings: Settings, drain: Any, ready: Any, parent_pid: int) -> No
     serde = Serde()
     client = connect(settings.clickhouse)
     sink = ClickHouseSink(client, settings.database, metrics)
-    consumer = Consumer(sink_consumer_config(settings.bootstrap,
-                                             f"{settings.topic_prefix}ioc-sink"))
+    consumer = Consumer(sink_consumer_config(settings.bootstrap, f"{settings.topic_prefix}ioc-sink",
+                                             **settings.kafka_security))
     runner = SinkRunner(consumer, sink, serde, default_mappings(serde), metrics,
                         topic_name=settings.topic)
     runner.subscribe()
@@ -373,7 +373,8 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
 
     from ioc.connectors.producer import producer_config
 
-    out = Producer(producer_config(settings.bootstrap, **{"linger.ms": 50}))
+    out = Producer(producer_config(settings.bootstrap, **settings.kafka_security,
+                                   **{"linger.ms": 50}))
     app, state = create_app(settings, reference=ref, metrics=metrics, serde=serde,
                             restored_alerts=restored, producer=out)
     stall_watch = _start_watchdog(settings, state, metrics, serde, restored, children)
@@ -423,7 +424,7 @@ def _start_watchdog(settings: Settings, state: Any, metrics: Metrics, serde: Ser
     from ioc.infra.watchdog import Watchdog, restart_in_place, restarts_so_far
     from ioc.streams.app import ALERT_TOPIC
 
-    alerts = Producer(producer_config(settings.bootstrap))
+    alerts = Producer(producer_config(settings.bootstrap, **settings.kafka_security))
 
     def publish(rec: dict[str, Any]) -> None:
         alerts.produce(settings.topic(ALERT_TOPIC), key=rec["alert_id"].encode(),

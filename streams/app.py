@@ -70,6 +70,28 @@ class WorkerState:
     lag_total: int | None = None  # unread messages at the last lag reading
 
 
+def faust_broker(settings: Settings) -> str:
+    """Faust's broker URL list (``kafka://h1:9092;kafka://h2:9092``) for the bootstrap servers."""
+    return ";".join(f"kafka://{host.strip()}" for host in settings.bootstrap.split(",")
+                    if host.strip())
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """Faust (aiokafka) credentials for the configured Kafka security protocol, or None for
+    PLAINTEXT. Same user, password and CA as the confluent-kafka clients
+    (:attr:`Settings.kafka_security`)."""
+    protocol = settings.kafka_security_protocol
+    if protocol.startswith("SASL_"):
+        assert settings.kafka_password is not None
+        return faust.SASLCredentials(username=settings.kafka_username,
+                                     password=settings.kafka_password.get(),
+                                     ssl_context=settings.kafka_ssl_context(),
+                                     mechanism=settings.kafka_sasl_mechanism)
+    if protocol == "SSL":
+        return faust.SSLCredentials(settings.kafka_ssl_context())
+    return None
+
+
 def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics,
                serde: Serde | None = None,
                restored_alerts: list[Mapping[str, Any]] | None = None,
@@ -80,7 +102,8 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     serde = serde or Serde()
     app = faust.App(
         f"{settings.topic_prefix}ioc-streams",
-        broker=f"kafka://{settings.bootstrap}",
+        broker=faust_broker(settings),
+        broker_credentials=broker_credentials(settings),
         value_serializer="raw",
         key_serializer="raw",
         processing_guarantee="at_least_once",
@@ -111,7 +134,8 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     last_flush = [time.monotonic()]
     # Outputs (KPIs, alerts, dead letters) go through one batching confluent-kafka producer:
     # far cheaper per record than Faust's producer, and flushed before any offset moves on.
-    out = producer or Producer(producer_config(settings.bootstrap, **{"linger.ms": 50}))
+    out = producer or Producer(producer_config(settings.bootstrap, **settings.kafka_security,
+                                                **{"linger.ms": 50}))
     unflushed = [False]  # something was produced since the last flush
     pending_ack: list[Position] = []
     failures: list[str] = []

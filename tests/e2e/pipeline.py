@@ -48,8 +48,14 @@ json.dump(out, sys.stdout, ensure_ascii=False)
 
 
 class Pipeline:
-    def __init__(self, bootstrap: str, tmp: Path, lateness_s: float = 60.0) -> None:
+    """``kafka_env`` (``IOC_KAFKA_*`` security settings) is passed to the platform's commands;
+    ``client`` (librdkafka properties) to the test's own Kafka clients."""
+
+    def __init__(self, bootstrap: str, tmp: Path, lateness_s: float = 60.0, *,
+                 kafka_env: Mapping[str, str] | None = None,
+                 client: Mapping[str, Any] | None = None) -> None:
         self.bootstrap = bootstrap
+        self.client = dict(client or {})
         self.prefix = f"t{uuid.uuid4().hex[:8]}."
         self.data_dir = tmp / "var"
         self.env = dict(os.environ)
@@ -59,9 +65,10 @@ class Pipeline:
             "IOC_TOPIC_PREFIX": self.prefix,
             "IOC_METRICS_PORT": "0",
             "IOC_ALLOWED_LATENESS_S": str(lateness_s),
+            **(kafka_env or {}),
         })
         self.clickhouse_url = f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
-        self.producer = EventProducer(make_producer(bootstrap),
+        self.producer = EventProducer(make_producer(bootstrap, **self.client),
                                       topic_name=lambda t: self.prefix + t)
 
     def close(self) -> None:
@@ -69,10 +76,11 @@ class Pipeline:
         del self.producer
         gc.collect()  # librdkafka handles go away with the Python object
 
-    def ioc(self, *args: str, timeout: float = 240, check: bool = True
-            ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([IOC, *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+    def ioc(self, *args: str, timeout: float = 240, check: bool = True,
+            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run an ``ioc`` command; ``env`` overrides some of the pipeline's variables."""
+        proc = subprocess.run([IOC, *args], env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"ioc {' '.join(args)} exited {proc.returncode}\n"
                                  f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}")
@@ -87,7 +95,7 @@ class Pipeline:
         self.producer.flush()
 
     def send_raw(self, topic: str, value: bytes, key: bytes) -> None:
-        p = Producer({"bootstrap.servers": self.bootstrap})
+        p = Producer({"bootstrap.servers": self.bootstrap, **self.client})
         p.produce(self.prefix + topic, key=key, value=value)
         assert p.flush(30) == 0
 
@@ -104,7 +112,7 @@ class Pipeline:
         proc.wait(30)
 
     def high_watermark(self, topic: str) -> int:
-        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "probe"})
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "probe", **self.client})
         try:
             md = c.list_topics(self.prefix + topic, timeout=10).topics[self.prefix + topic]
             return sum(c.get_watermark_offsets(TopicPartition(self.prefix + topic, p),
@@ -115,7 +123,8 @@ class Pipeline:
     def committed(self, group: str, topic: str) -> int:
         """Sum of the offsets ``group`` committed on ``topic`` (0 where nothing committed)."""
         name = self.prefix + topic
-        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.prefix + group})
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.prefix + group,
+                      **self.client})
         try:
             md = c.list_topics(name, timeout=10).topics[name]
             tps = [TopicPartition(name, p) for p in md.partitions]
