@@ -97,7 +97,8 @@ def ensure_topics(settings: Settings, catalogue: Catalogue | None = None,
     catalogue = catalogue or Catalogue()
     missing = missing_topics(settings, catalogue, timeout)
     configs = topic_configs(settings, catalogue)
-    new = [NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=-1,
+    new = [NewTopic(name, num_partitions=settings.topic_partitions,
+                    replication_factor=settings.topic_replication_factor or -1,
                     config=configs.get(name, {})) for name in missing]
     created = []
     admin = AdminClient(settings.kafka_config())

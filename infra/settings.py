@@ -12,6 +12,9 @@ Environment names (all optional):
 - ``IOC_CLICKHOUSE_PASSWORD`` or ``IOC_CLICKHOUSE_PASSWORD_FILE`` — the server password when the
   URL names a user without one (keeps the password out of the URL and the process list).
 - ``IOC_TOPIC_PARTITIONS`` — partitions for topics that ``ioc setup`` creates (default 3).
+- ``IOC_TOPIC_REPLICATION_FACTOR`` — replicas of the topics that ``ioc setup`` and the Faust
+  worker (its internal topics) create (default: the brokers' ``default.replication.factor``
+  for ``ioc setup``, 1 for Faust's internal topics). Production: 3.
 - ``IOC_METRICS_PORT`` — Prometheus metrics port of ``ioc run`` (default 9464; 0 disables).
 - ``IOC_ALLOWED_LATENESS_S`` — how long after a window's end late events are still counted
   (default 120 s).
@@ -81,6 +84,7 @@ class Settings:
     kafka_port: int = 19092
     clickhouse_url: str | None = field(default=None, repr=False)  # may hold a password
     topic_partitions: int = 3
+    topic_replication_factor: int | None = None
     metrics_port: int = 9464
     allowed_lateness_s: float = 120.0
     topic_prefix: str = ""
@@ -120,6 +124,8 @@ class Settings:
             kafka_port=int(env.get("IOC_KAFKA_PORT", d.kafka_port)),
             clickhouse_url=env.get("IOC_CLICKHOUSE_URL") or None,
             topic_partitions=int(env.get("IOC_TOPIC_PARTITIONS", d.topic_partitions)),
+            topic_replication_factor=(int(env["IOC_TOPIC_REPLICATION_FACTOR"])
+                                      if env.get("IOC_TOPIC_REPLICATION_FACTOR") else None),
             metrics_port=int(env.get("IOC_METRICS_PORT", d.metrics_port)),
             allowed_lateness_s=float(env.get("IOC_ALLOWED_LATENESS_S", d.allowed_lateness_s)),
             topic_prefix=env.get("IOC_TOPIC_PREFIX", d.topic_prefix),

@@ -111,6 +111,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         datadir=str(settings.data_dir / "faust"),  # not the working directory
         web_enabled=False,
         topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor or 1,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
         broker_commit_interval=1.0,

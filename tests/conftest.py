@@ -44,21 +44,21 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         kafka.down()
 
 
-def kafka_jars_dir(factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="session")
+def kafka_jars(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where the session's local Kafka clusters share the classpath Maven resolved once."""
-    path = factory.getbasetemp() / "kafka-jars"
-    path.mkdir(exist_ok=True)
-    return path
+    return tmp_path_factory.mktemp("kafka-jars")
 
 
 @pytest.fixture(scope="session")
-def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafkaCluster]:
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory,
+                 kafka_jars: Path) -> Iterator[LocalKafkaCluster]:
     """A real single-node Kafka broker with SASL_SSL (SCRAM-SHA-512), TLS certificates made at
     start, the StandardAuthorizer and no plaintext listener, shared by the session's security
     tests (``-m kafka_secure``). Tests use their own topic prefixes and users."""
     cluster = LocalKafkaCluster(tmp_path_factory.mktemp("kafka-secure"), brokers=1,
                                 base_port=find_free_ports(2), secure=True,
-                                jars_dir=kafka_jars_dir(tmp_path_factory))
+                                jars_dir=kafka_jars)
     try:
         cluster.up(timeout=180)
     except KafkaLauncherError as exc:
