@@ -16,7 +16,9 @@ The security model it enforces (``docs/operations.md`` has the whole picture):
   event topic except the *restricted* ones (``ioc.feedback.*``); the platform's outputs (KPI,
   alert), the dead-letter topic and restricted topics are granted only by naming them.
   ``groups`` are consumer-group name prefixes it may use; ``create`` topic-name prefixes it may
-  create (Faust's internal topics).
+  create (Faust's internal topics). ``extra_topics`` / ``extra_groups`` are names outside the
+  contract and without the prefix (the schema registry's ``_schemas`` topic and its group),
+  granted in full; they are outside the managed scope below (never pruned).
 - Topic and group names get ``topic_prefix`` (``IOC_TOPIC_PREFIX``) in front. Topic ACLs are
   LITERAL per topic of the schema catalogue (a new topic needs a new ``apply``), group ACLs are
   PREFIXED.
@@ -86,6 +88,8 @@ class Principal:
     write: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     create: tuple[str, ...] = ()
+    extra_topics: tuple[str, ...] = ()
+    extra_groups: tuple[str, ...] = ()
     quotas: Mapping[str, float] = field(default_factory=dict)  # Kafka quota key → value
 
 
@@ -134,13 +138,17 @@ def parse_manifest(data: Mapping[str, Any], where: str = "manifest") -> Manifest
         name = _str(entry, "name", where)
         w = f"{where}: service {name}"
         _only(entry, {"name", "user", "password_env", "read", "write", "groups", "create",
-                      "produce_bytes_per_s", "consume_bytes_per_s"}, w)
+                      "extra_topics", "extra_groups", "produce_bytes_per_s",
+                      "consume_bytes_per_s"}, w)
         out.append(Principal(user=_str(entry, "user", w), kind="service", label=name,
                              password_env=entry.get("password_env"),
                              read=tuple(_strs(entry, "read", w)),
                              write=tuple(_strs(entry, "write", w)),
                              groups=tuple(_strs(entry, "groups", w)),
-                             create=tuple(_strs(entry, "create", w)), quotas=_quotas(entry, w)))
+                             create=tuple(_strs(entry, "create", w)),
+                             extra_topics=tuple(_strs(entry, "extra_topics", w)),
+                             extra_groups=tuple(_strs(entry, "extra_groups", w)),
+                             quotas=_quotas(entry, w)))
     users = [p.user for p in out]
     dupes = sorted({u for u in users if users.count(u) > 1})
     if dupes:
@@ -225,6 +233,11 @@ def desired_acls(manifest: Manifest, topics: Topics) -> set[Acl]:
         for c in p.create:
             for op in ("CREATE", "WRITE", "READ", "DESCRIBE"):
                 acls.add(Acl(who, op, "TOPIC", pre + c, "PREFIXED"))
+        for x in p.extra_topics:
+            for op in ("CREATE", "WRITE", "READ", "DESCRIBE", "DESCRIBE_CONFIGS"):
+                acls.add(Acl(who, op, "TOPIC", x, "LITERAL"))
+        for g in p.extra_groups:
+            acls.add(Acl(who, "READ", "GROUP", g, "LITERAL"))
     return acls
 
 

@@ -89,8 +89,8 @@ class LocalKafkaCluster:
 
     ``base_port``: node ``i`` (1-based) listens on ``base_port + 2(i-1)`` for clients and on the
     next port for the controller quorum. ``jars_dir`` holds the cached classpath (default: the
-    cluster dir; tests share one between clusters). A cluster dir keeps the brokers, ports and mode it was
-    created with (``cluster.json``); asking for different ones is an error.
+    cluster dir; tests share one between clusters). A cluster dir keeps the brokers, ports and
+    mode it was created with (``cluster.json``); asking for different ones is an error.
     """
 
     def __init__(self, directory: Path, *, brokers: int = 3, base_port: int = 19192,
