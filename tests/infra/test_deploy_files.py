@@ -226,7 +226,7 @@ def test_kubernetes_workloads_follow_the_platform_rules(k8s: list[dict[str, Any]
             for m in mounts - volumes - templates:
                 problems.append(f"{cw}: volume {m} is not defined")
         for v in spec.get("volumes", []):
-            sources = [v] + v.get("projected", {}).get("sources", [])
+            sources = [v, *v.get("projected", {}).get("sources", [])]
             for s in sources:
                 if "configMap" in s:
                     cm = s["configMap"]
@@ -239,8 +239,9 @@ def test_kubernetes_workloads_follow_the_platform_rules(k8s: list[dict[str, Any]
                     need("Secret", name, None, where, secret.get("optional", False))
                     for item in secret.get("items", []):
                         need("Secret", name, item["key"], where)
-            if "persistentVolumeClaim" in v and v["persistentVolumeClaim"]["claimName"] not in claims:
-                problems.append(f"{where}: PVC {v['persistentVolumeClaim']['claimName']} missing")
+            claim = v.get("persistentVolumeClaim", {}).get("claimName")
+            if claim is not None and claim not in claims:
+                problems.append(f"{where}: PVC {claim} missing")
     assert not problems, "\n".join(problems)
 
 
@@ -293,7 +294,7 @@ def test_services_budgets_and_policies_select_existing_pods(k8s: list[dict[str, 
     assert {"kafka", "clickhouse", "ioc-worker", "ioc-gateway"} <= budgets
 
 
-# --------------------------------------------------------------------------- Kafka, Prometheus, image
+# --------------------------------------------------------------------------- Kafka, Prometheus
 
 
 def node_script_properties() -> dict[str, str]:
