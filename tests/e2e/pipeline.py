@@ -14,8 +14,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,26 @@ for name, sql in queries.items():
     out[name] = [{c: conv(v) for c, v in zip(r.column_names, row)} for row in r.result_rows]
 json.dump(out, sys.stdout, ensure_ascii=False)
 """
+
+
+class _Drain(threading.Thread):
+    """Reads a pipe to its end, keeping the last lines; ``read()`` returns them."""
+
+    def __init__(self, pipe: Any, keep: int = 400) -> None:
+        super().__init__(daemon=True)
+        self.pipe = pipe
+        self.lines: deque[str] = deque(maxlen=keep)
+        self.start()
+
+    def run(self) -> None:
+        for line in self.pipe:
+            self.lines.append(line)
+
+    def read(self) -> str:
+        return "".join(self.lines)
+
+    def close(self) -> None:
+        self.pipe.close()
 
 
 class Pipeline:
@@ -103,8 +125,13 @@ class Pipeline:
         return self.ioc("run", "--exit-when-idle", str(idle_s), timeout=300)
 
     def start_run(self) -> subprocess.Popen[str]:
-        return subprocess.Popen([IOC, "run"], env=self.env, stdout=subprocess.PIPE,
+        """``ioc run`` in the background. Its output is drained continuously (a full pipe
+        would block the process on its next log line, e.g. while the broker is away and
+        the clients log every reconnect); ``run.stdout.read()`` gives the last lines."""
+        proc = subprocess.Popen([IOC, "run"], env=self.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        proc.stdout = _Drain(proc.stdout)  # type: ignore[assignment]
+        return proc
 
     @staticmethod
     def kill(proc: subprocess.Popen[str]) -> None:

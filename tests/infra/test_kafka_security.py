@@ -90,8 +90,8 @@ def deployment(secure_kafka: LocalKafkaCluster) -> Iterator[Deployment]:
 
 def produce_one(config: dict[str, Any], topic: str) -> KafkaError | None:
     """Send one record with acks=all and an idempotent producer; the delivery error or None."""
-    producer = Producer({**config, "acks": "all", "enable.idempotence": True,
-                         "message.timeout.ms": 15000})
+    producer = Producer({"acks": "all", "enable.idempotence": True,
+                         "message.timeout.ms": 15000, **config})
     result: list[KafkaError | None] = []
     producer.produce(topic, key=b"k", value=b"v", on_delivery=lambda e, _m: result.append(e))
     producer.flush(30)
@@ -150,7 +150,8 @@ def test_plaintext_connection_is_refused(secure_kafka: LocalKafkaCluster) -> Non
     with pytest.raises(KafkaException):
         admin.list_topics(timeout=5)
     err = produce_one({"bootstrap.servers": secure_kafka.bootstrap, "log_level": 0,
-                       "message.timeout.ms": 3000}, "ioc.traffic.flow.v1")
+                       "message.timeout.ms": 3000, "enable.idempotence": False},
+                      "ioc.traffic.flow.v1")
     assert err is not None and err.code() == KafkaError._MSG_TIMED_OUT
 
 
