@@ -69,6 +69,21 @@ class _Drain(threading.Thread):
         self.pipe.close()
 
 
+class _DrainedRun(subprocess.Popen[str]):
+    """A Popen whose output a :class:`_Drain` reads all the time: ``stdout.read()`` and
+    ``communicate()`` give the last lines."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stdout = _Drain(self.stdout)  # type: ignore[assignment]
+
+    def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[Any, Any]:
+        self.wait(timeout)
+        drain: Any = self.stdout
+        drain.join(10)
+        return drain.read(), None
+
+
 class Pipeline:
     """``kafka_env`` (``IOC_KAFKA_*`` security settings) is passed to the platform's commands;
     ``client`` (librdkafka properties) to the test's own Kafka clients."""
@@ -128,10 +143,8 @@ class Pipeline:
         """``ioc run`` in the background. Its output is drained continuously (a full pipe
         would block the process on its next log line, e.g. while the broker is away and
         the clients log every reconnect); ``run.stdout.read()`` gives the last lines."""
-        proc = subprocess.Popen([IOC, "run"], env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        proc.stdout = _Drain(proc.stdout)  # type: ignore[assignment]
-        return proc
+        return _DrainedRun([IOC, "run"], env=self.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
     @staticmethod
     def kill(proc: subprocess.Popen[str]) -> None:
