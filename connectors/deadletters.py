@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from ioc.infra.settings import Settings
 from ioc.schemas.jsonconv import record_to_json
 from ioc.schemas.serde import DecodeError, Serde
 
@@ -68,16 +68,16 @@ class DeadLetter:
                 "payload_bytes": len(payload), "payload_hex": payload[:4096].hex()}
 
 
-def read_dead_letters(bootstrap: str, topic_name: Callable[[str], str], serde: Serde, *,
+def read_dead_letters(settings: Settings, serde: Serde, *,
                       topic: str | None = None, max_messages: int = 200_000,
                       timeout: float = 10.0) -> list[DeadLetter]:
     """Every dead letter currently in the topic (oldest first per partition, then by time),
     optionally only those of one source topic."""
-    name = topic_name(DLQ_TOPIC)
-    consumer = Consumer({"bootstrap.servers": bootstrap,
+    name = settings.topic(DLQ_TOPIC)
+    consumer = Consumer(settings.kafka_config(**{
                          "group.id": f"ioc-dlq-reader-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                         "enable.partition.eof": False})
+                         "enable.partition.eof": False}))
     out: list[DeadLetter] = []
     try:
         md = consumer.list_topics(name, timeout=timeout).topics.get(name)
@@ -108,7 +108,7 @@ def read_dead_letters(bootstrap: str, topic_name: Callable[[str], str], serde: S
                 if topic is None or rec["topic"] == topic:
                     out.append(DeadLetter(partition, offset, rec))
     except KafkaException as exc:
-        raise RuntimeError(f"cannot read {name} at {bootstrap}: {exc}") from None
+        raise RuntimeError(f"cannot read {name} at {settings.bootstrap}: {exc}") from None
     finally:
         consumer.close()
     out.sort(key=lambda d: (d.failed_at, d.partition, d.offset))

@@ -121,7 +121,8 @@ def simulate_to_kafka(settings: Settings, domain: str, *, rate: float, duration_
         raise ValueError(f"unknown simulation domain {domain!r}; choose from {DOMAINS} or all")
     if rate <= 0 or duration_s <= 0 or speedup <= 0:
         raise ValueError("--rate, --duration and --speedup must be positive")
-    producer = EventProducer(make_producer(settings.bootstrap), serde=serde_for(settings),
+    producer = EventProducer(make_producer(settings.bootstrap, **settings.kafka_security),
+                             serde=serde_for(settings),
                              topic_name=settings.topic,
                              pre_send=privacy.pre_send_transforms(settings))
     # With speedup > 1 simulated time runs faster than the wall clock and is placed so that it

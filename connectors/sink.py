@@ -263,7 +263,8 @@ _REBALANCED = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
                KafkaError.UNKNOWN_MEMBER_ID, KafkaError._ASSIGNMENT_LOST}
 
 
-def sink_consumer_config(bootstrap: str, group_id: str) -> dict[str, Any]:
+def sink_consumer_config(bootstrap: str, group_id: str, **extra: Any) -> dict[str, Any]:
+    """The sink's consumer config; ``extra`` (e.g. ``Settings.kafka_security``) is merged last."""
     return {
         "bootstrap.servers": bootstrap,
         "group.id": group_id,
@@ -273,4 +274,5 @@ def sink_consumer_config(bootstrap: str, group_id: str) -> dict[str, Any]:
         "fetch.min.bytes": 1,
         "session.timeout.ms": 10000,
         "max.poll.interval.ms": 300000,
+        **extra,
     }

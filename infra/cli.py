@@ -7,6 +7,8 @@
     ioc sql QUERY                 query ClickHouse (read-only), running platform or not
     ioc demo [--duration S]       everything at once on this machine, with a live summary
     ioc kafka up|down|status      the local single-node Kafka broker (KRaft)
+    ioc kafka-cluster up|down|status [--brokers 3] [--secure]   a local cluster (tests, trials)
+    ioc acl apply --manifest F    Kafka users, ACLs, quotas from the agencies manifest
     ioc dashboards build [--check] generate Grafana provisioning files
     ioc dashboards push --url U --token T   folders, dashboards, wall playlists into Grafana
     ioc wall show|urls            the video wall profile: screens, kiosk URLs
@@ -32,8 +34,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ioc.infra import cli_alerts, cli_wall
-from ioc.infra.settings import Settings
+from ioc.infra import cli_acl, cli_alerts, cli_cluster, cli_wall
+from ioc.infra.settings import Settings, SettingsError
 
 EXIT_USAGE = 2
 
@@ -83,7 +85,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
         print(f"ioc run: stream worker on {settings.bootstrap}{idle}", file=sys.stderr)
         return run_worker(settings, exit_when_idle=args.exit_when_idle)
-    print(f"ioc run: worker + sink on {settings.bootstrap} → {settings.clickhouse}{idle}",
+    print(f"ioc run: worker + sink on {settings.bootstrap} → {settings.clickhouse_display}{idle}",
           file=sys.stderr)
     from ioc.connectors.query_server import describe
 
@@ -133,7 +135,8 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
         except PseudonymKeyError as exc:
             print(f"ioc produce: {exc}", file=sys.stderr)
             return 1
-    producer = EventProducer(make_producer(settings.bootstrap), serde=serde_for(settings),
+    producer = EventProducer(make_producer(settings.bootstrap, **settings.kafka_security),
+                             serde=serde_for(settings),
                              topic_name=settings.topic)
     try:
         report = upload_file(producer, args.topic, path, fmt=fmt, mapping=mapping,
@@ -419,12 +422,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in (cli_gateway, cli_schemas, cli_dlq):
         module.add_parser(sub)
+    cli_acl.add_acl_parser(sub)
+    cli_cluster.add_cluster_parser(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"ioc: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
     try:
         code = args.func(args, settings)
     except KeyboardInterrupt:

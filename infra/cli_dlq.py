@@ -24,7 +24,7 @@ def _letters(settings: Settings, topic: str | None = None) -> tuple[Any, list[An
     from ioc.connectors.schema_registry import serde_for
 
     serde = serde_for(settings)
-    return serde, read_dead_letters(settings.bootstrap, settings.topic, serde, topic=topic)
+    return serde, read_dead_letters(settings, serde, topic=topic)
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -83,7 +83,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     except KeyError as exc:
         print(f"ioc dlq replay: {exc.args[0]}", file=sys.stderr)
         return 1
-    producer = EventProducer(make_producer(settings.bootstrap), serde=serde,
+    producer = EventProducer(make_producer(settings.bootstrap, **settings.kafka_security), serde=serde,
                              topic_name=settings.topic)
     for letter in chosen:
         topic = letter.source_topic

@@ -53,9 +53,9 @@ class LiveSummary(threading.Thread):
         self.latest_notes: list[str] = []
 
     def run(self) -> None:
-        consumer = Consumer({"bootstrap.servers": self.settings.bootstrap,
-                             "group.id": f"ioc-demo-summary-{time.time_ns()}",
-                             "auto.offset.reset": "latest", "enable.auto.commit": False})
+        consumer = Consumer(self.settings.kafka_config(**{
+            "group.id": f"{self.settings.topic_prefix}ioc-demo-summary-{time.time_ns()}",
+            "auto.offset.reset": "latest", "enable.auto.commit": False}))
         consumer.subscribe([self.settings.topic("ioc.kpi.v1"),
                             self.settings.topic("ioc.alert.v1")]
                            + ([self.settings.topic("ioc.alert_event.v1")]
@@ -224,7 +224,7 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep: bool =
         except KafkaLauncherError as exc:
             print(f"ioc demo: {exc}", file=sys.stderr)
             return 1
-    print(f"ioc demo: Kafka {settings.bootstrap}, ClickHouse {settings.clickhouse}, "
+    print(f"ioc demo: Kafka {settings.bootstrap}, ClickHouse {settings.clickhouse_display}, "
           f"{duration_s:g}s at {rate:g} events/s; simulated time runs {speedup:g}x faster and "
           f"ends now, so {duration_s * speedup / 60:.0f} minutes of all eight subsystems are "
           "replayed (with some days to months of history for the slow ones)")

@@ -148,7 +148,7 @@ class LocalKafka:
             if stale:
                 self._log(f"Removing stale pid file {self.pid_file} ({self._stale_what()}).")
                 self.pid_file.unlink(missing_ok=True)
-            java = self._java_executable()
+            java = self.java_executable()
             self._check_ports_free()
             classpath = self.ensure_jars()
             self._write_properties()
@@ -183,7 +183,7 @@ class LocalKafka:
         cached = _read_classpath(cp_file)
         if cached is not None:
             return cached
-        java = self._java_executable()  # Maven needs it too; fail with our message, not Maven's
+        java = self.java_executable()  # Maven needs it too; fail with our message, not Maven's
         mvn = shutil.which("mvn", path=self._env.get("PATH", os.defpath))
         if mvn is None:
             raise KafkaLauncherError(
@@ -238,7 +238,8 @@ class LocalKafka:
 
     # ----------------------------------------------------------------- steps of `up`
 
-    def _java_executable(self) -> str:
+    def java_executable(self) -> str:
+        """The ``java`` to run (JAVA_HOME, else PATH), checked to be Java 17+."""
         if self._java is not None:
             return self._java
         java_home = self._env.get("JAVA_HOME")

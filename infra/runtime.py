@@ -69,7 +69,7 @@ class SetupReport:
 def missing_topics(settings: Settings, catalogue: Catalogue | None = None,
                    timeout: float = 15.0) -> list[str]:
     """Contract topics that do not exist on the cluster (``ioc setup`` creates them)."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(settings.kafka_config())
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
@@ -121,10 +121,11 @@ def ensure_topics(settings: Settings, catalogue: Catalogue | None = None,
     catalogue = catalogue or Catalogue()
     missing = missing_topics(settings, catalogue, timeout)
     configs = topic_configs(settings, catalogue)
-    new = [NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=-1,
+    new = [NewTopic(name, num_partitions=settings.topic_partitions,
+                    replication_factor=settings.topic_replication_factor or -1,
                     config=configs.get(name, {})) for name in missing]
     created = []
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(settings.kafka_config())
     if new:
         for name, fut in admin.create_topics(new, request_timeout=timeout).items():
             try:
@@ -221,7 +222,7 @@ def setup(settings: Settings, client: Any | None = None,
         applied, rows = payload
     else:
         applied, rows = setup_clickhouse(settings, client)
-    log_line(f"ClickHouse ({settings.clickhouse}): "
+    log_line(f"ClickHouse ({settings.clickhouse_display}): "
              f"{len(applied)} migrations applied, database {settings.database}")
     log_line("reference data: " + ", ".join(f"{k} {v} rows" for k, v in rows.items()))
     return SetupReport(created, existing, applied, rows)
@@ -230,9 +231,9 @@ def setup(settings: Settings, client: Any | None = None,
 def read_latest_alerts(settings: Settings, serde: Serde, timeout: float = 10.0
                        ) -> list[dict[str, Any]]:
     """The latest state of every alert in the alert topic (small; read at worker start)."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap,
-                         "group.id": f"{settings.topic_prefix}ioc-alert-restore",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    consumer = Consumer(settings.kafka_config(**{
+        "group.id": f"{settings.topic_prefix}ioc-alert-restore",
+        "enable.auto.commit": False, "auto.offset.reset": "earliest"}))
     from confluent_kafka import TopicPartition
 
     topic = settings.topic("ioc.alert.v1")
@@ -313,8 +314,8 @@ def sink_main(settings: Settings, drain: Any, ready: Any, parent_pid: int) -> No
     client = connect(settings.clickhouse)
     query_server = start_query_server(settings)
     sink = ClickHouseSink(client, settings.database, metrics)
-    consumer = Consumer(sink_consumer_config(settings.bootstrap,
-                                             f"{settings.topic_prefix}ioc-sink"))
+    consumer = Consumer(sink_consumer_config(settings.bootstrap, f"{settings.topic_prefix}ioc-sink",
+                                             **settings.kafka_security))
     runner = SinkRunner(consumer, sink, serde, default_mappings(serde), metrics,
                         topic_name=settings.topic)
     runner.subscribe()
@@ -517,7 +518,8 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
 
     from ioc.connectors.producer import producer_config
 
-    out = Producer(producer_config(settings.bootstrap, **OUTPUT_PRODUCER))
+    out = Producer(producer_config(settings.bootstrap, **settings.kafka_security,
+                                   **OUTPUT_PRODUCER))
     app, state = create_app(settings, reference=ref, metrics=metrics, serde=serde,
                             restored_alerts=restored, producer=out)
     stall_watch = _start_watchdog(settings, state, metrics, serde, restored, children)
@@ -567,14 +569,14 @@ def _start_watchdog(settings: Settings, state: Any, metrics: Metrics, serde: Ser
     from ioc.infra.watchdog import Watchdog, restart_in_place, restarts_so_far
     from ioc.streams.app import ALERT_TOPIC
 
-    alerts = Producer(producer_config(settings.bootstrap))
+    alerts = Producer(producer_config(settings.bootstrap, **settings.kafka_security))
 
     def publish(rec: dict[str, Any]) -> None:
         alerts.produce(settings.topic(ALERT_TOPIC), key=rec["alert_id"].encode(),
                        value=serde.encode(ALERT_TOPIC, rec))
         alerts.flush(10)
 
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(settings.kafka_config())
 
     def broker_ok() -> bool:
         try:

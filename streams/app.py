@@ -76,6 +76,28 @@ OUTPUT_PRODUCER: dict[str, Any] = {"linger.ms": 50, "message.timeout.ms": 0}
 errors (authorisation, a deleted topic) fail, and then the worker stops without acknowledging."""
 
 
+def faust_broker(settings: Settings) -> str:
+    """Faust's broker URL list (``kafka://h1:9092;kafka://h2:9092``) for the bootstrap servers."""
+    return ";".join(f"kafka://{host.strip()}" for host in settings.bootstrap.split(",")
+                    if host.strip())
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """Faust (aiokafka) credentials for the configured Kafka security protocol, or None for
+    PLAINTEXT. Same user, password and CA as the confluent-kafka clients
+    (:attr:`Settings.kafka_security`)."""
+    protocol = settings.kafka_security_protocol
+    if protocol.startswith("SASL_"):
+        assert settings.kafka_password is not None
+        return faust.SASLCredentials(username=settings.kafka_username,
+                                     password=settings.kafka_password.get(),
+                                     ssl_context=settings.kafka_ssl_context(),
+                                     mechanism=settings.kafka_sasl_mechanism)
+    if protocol == "SSL":
+        return faust.SSLCredentials(settings.kafka_ssl_context())
+    return None
+
+
 def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics,
                serde: Serde | None = None,
                restored_alerts: list[Mapping[str, Any]] | None = None,
@@ -86,7 +108,8 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     serde = serde or Serde()
     app = faust.App(
         f"{settings.topic_prefix}ioc-streams",
-        broker=f"kafka://{settings.bootstrap}",
+        broker=faust_broker(settings),
+        broker_credentials=broker_credentials(settings),
         value_serializer="raw",
         key_serializer="raw",
         processing_guarantee="at_least_once",
@@ -94,6 +117,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         datadir=str(settings.data_dir / "faust"),  # not the working directory
         web_enabled=False,
         topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor or 1,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
         broker_commit_interval=1.0,
@@ -117,7 +141,8 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     last_flush = [time.monotonic()]
     # Outputs (KPIs, alerts, dead letters) go through one batching confluent-kafka producer:
     # far cheaper per record than Faust's producer, and flushed before any offset moves on.
-    out = producer or Producer(producer_config(settings.bootstrap, **OUTPUT_PRODUCER))
+    out = producer or Producer(producer_config(settings.bootstrap, **settings.kafka_security,
+                                                **OUTPUT_PRODUCER))
     unflushed = [False]  # something was produced since the last flush
     pending_ack: list[Position] = []
     failures: list[str] = []

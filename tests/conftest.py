@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
 import pytest
-from helpers import find_free_port_pair
+from helpers import find_free_port_pair, find_free_ports
 
+from ioc.infra.kafka_cluster import LocalKafkaCluster
 from ioc.infra.local_kafka import KafkaLauncherError, LocalKafka
 from ioc.infra.migrations import migrate
 from ioc.infra.runtime import load_reference_tables
@@ -40,6 +42,33 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield settings.bootstrap
     finally:
         kafka.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_jars(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's local Kafka clusters share the classpath Maven resolved once."""
+    return tmp_path_factory.mktemp("kafka-jars")
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory,
+                 kafka_jars: Path) -> Iterator[LocalKafkaCluster]:
+    """A real single-node Kafka broker with SASL_SSL (SCRAM-SHA-512), TLS certificates made at
+    start, the StandardAuthorizer and no plaintext listener, shared by the session's security
+    tests (``-m kafka_secure``). Tests use their own topic prefixes and users."""
+    cluster = LocalKafkaCluster(tmp_path_factory.mktemp("kafka-secure"), brokers=1,
+                                base_port=find_free_ports(2), secure=True,
+                                jars_dir=kafka_jars)
+    try:
+        cluster.up(timeout=180)
+    except KafkaLauncherError as exc:
+        cluster.down()
+        pytest.fail(f"The secured Kafka broker for the tests did not start.\n{exc}",
+                    pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.down()
 
 
 @pytest.fixture(scope="session")

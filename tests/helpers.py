@@ -24,10 +24,16 @@ def find_free_port_pair() -> int:
     The local Kafka broker needs both (client and controller port). Ports are picked below the
     kernel's ephemeral range so that outgoing connections cannot grab them in the meantime.
     """
+    return find_free_ports(2)
+
+
+def find_free_ports(count: int) -> int:
+    """A port ``p`` such that ``p`` … ``p + count - 1`` are free on 127.0.0.1 (a local Kafka
+    cluster of n nodes needs 2n)."""
     low, _ = _ephemeral_range()
-    upper = low - 2 if low > 12000 else 65000
+    upper = low - count if low > 12000 else 65000
     for _ in range(200):
         port = random.randint(10000, upper)
-        if _port_free(port) and _port_free(port + 1):
+        if all(_port_free(port + i) for i in range(count)):
             return port
-    raise RuntimeError("no free pair of TCP ports found on 127.0.0.1")
+    raise RuntimeError(f"no {count} consecutive free TCP ports found on 127.0.0.1")

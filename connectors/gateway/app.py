@@ -340,7 +340,7 @@ async def get_dead_letters(request: web.Request) -> web.Response:
     platform = gw.settings.platform
     loop = asyncio.get_running_loop()
     entries = await loop.run_in_executor(
-        None, lambda: read_dead_letters(platform.bootstrap, platform.topic, gw.serde,
+        None, lambda: read_dead_letters(platform, gw.serde,
                                         topic=topic))
     return web.json_response({"topic": topic, "dead_letters": [
         e.summary() for e in entries[-limit:]]}, dumps=_dumps)

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def build_gateway(gs: GatewaySettings, registry: CollectorRegistry | None = None) -> Gateway:
     platform = gs.platform
-    producer = Producer(producer_config(platform.bootstrap, **{
+    producer = Producer(producer_config(platform.bootstrap, **platform.kafka_security, **{
         "linger.ms": 5, "message.timeout.ms": int(gs.send_timeout_s * 1000)}))
     return Gateway(settings=gs, serde=serde_for(platform), keys=KeyStore(gs.keys_path),
                    sender=KafkaSender(producer, platform.topic),

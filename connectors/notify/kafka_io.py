@@ -50,10 +50,10 @@ class TopicRead:
 
 
 def _consumer(settings: Settings) -> Consumer:
-    return Consumer({"bootstrap.servers": settings.bootstrap,
-                     "group.id": f"{settings.topic_prefix}ioc-notify-reader",
-                     "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                     "enable.partition.eof": False})
+    return Consumer(settings.kafka_config(**{
+        "group.id": f"{settings.topic_prefix}ioc-notify-reader",
+        "enable.auto.commit": False, "auto.offset.reset": "earliest",
+        "enable.partition.eof": False}))
 
 
 def read_topics(settings: Settings, serde: Serde, topics: Iterable[str],
@@ -186,7 +186,8 @@ class AsyncProducer:
     def __init__(self, settings: Settings, serde: Serde) -> None:
         self.settings = settings
         self.serde = serde
-        self.producer = Producer(producer_config(settings.bootstrap, **{"linger.ms": 5}))
+        self.producer = Producer(producer_config(settings.bootstrap, **settings.kafka_security,
+                                                 **{"linger.ms": 5}))
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="ioc-notify-producer",
                                         daemon=True)

@@ -14,8 +14,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,9 +49,50 @@ json.dump(out, sys.stdout, ensure_ascii=False)
 """
 
 
+class _Drain(threading.Thread):
+    """Reads a pipe to its end, keeping the last lines; ``read()`` returns them."""
+
+    def __init__(self, pipe: Any, keep: int = 400) -> None:
+        super().__init__(daemon=True)
+        self.pipe = pipe
+        self.lines: deque[str] = deque(maxlen=keep)
+        self.start()
+
+    def run(self) -> None:
+        for line in self.pipe:
+            self.lines.append(line)
+
+    def read(self) -> str:
+        return "".join(self.lines)
+
+    def close(self) -> None:
+        self.pipe.close()
+
+
+class _DrainedRun(subprocess.Popen[str]):
+    """A Popen whose output a :class:`_Drain` reads all the time: ``stdout.read()`` and
+    ``communicate()`` give the last lines."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stdout = _Drain(self.stdout)  # type: ignore[assignment]
+
+    def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[Any, Any]:
+        self.wait(timeout)
+        drain: Any = self.stdout
+        drain.join(10)
+        return drain.read(), None
+
+
 class Pipeline:
-    def __init__(self, bootstrap: str, tmp: Path, lateness_s: float = 60.0) -> None:
+    """``kafka_env`` (``IOC_KAFKA_*`` security settings) is passed to the platform's commands;
+    ``client`` (librdkafka properties) to the test's own Kafka clients."""
+
+    def __init__(self, bootstrap: str, tmp: Path, lateness_s: float = 60.0, *,
+                 kafka_env: Mapping[str, str] | None = None,
+                 client: Mapping[str, Any] | None = None) -> None:
         self.bootstrap = bootstrap
+        self.client = dict(client or {})
         self.prefix = f"t{uuid.uuid4().hex[:8]}."
         self.data_dir = tmp / "var"
         self.env = dict(os.environ)
@@ -60,9 +103,10 @@ class Pipeline:
             "IOC_METRICS_PORT": "0",
             "IOC_QUERY_PORT": "0",  # tests that query the running platform pick a free port
             "IOC_ALLOWED_LATENESS_S": str(lateness_s),
+            **(kafka_env or {}),
         })
         self.clickhouse_url = f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
-        self.producer = EventProducer(make_producer(bootstrap),
+        self.producer = EventProducer(make_producer(bootstrap, **self.client),
                                       topic_name=lambda t: self.prefix + t)
 
     def close(self) -> None:
@@ -70,10 +114,11 @@ class Pipeline:
         del self.producer
         gc.collect()  # librdkafka handles go away with the Python object
 
-    def ioc(self, *args: str, timeout: float = 240, check: bool = True
-            ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([IOC, *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+    def ioc(self, *args: str, timeout: float = 240, check: bool = True,
+            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run an ``ioc`` command; ``env`` overrides some of the pipeline's variables."""
+        proc = subprocess.run([IOC, *args], env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"ioc {' '.join(args)} exited {proc.returncode}\n"
                                  f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}")
@@ -88,7 +133,7 @@ class Pipeline:
         self.producer.flush()
 
     def send_raw(self, topic: str, value: bytes, key: bytes) -> None:
-        p = Producer({"bootstrap.servers": self.bootstrap})
+        p = Producer({"bootstrap.servers": self.bootstrap, **self.client})
         p.produce(self.prefix + topic, key=key, value=value)
         assert p.flush(30) == 0
 
@@ -96,8 +141,11 @@ class Pipeline:
         return self.ioc("run", "--exit-when-idle", str(idle_s), timeout=300)
 
     def start_run(self) -> subprocess.Popen[str]:
-        return subprocess.Popen([IOC, "run"], env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        """``ioc run`` in the background. Its output is drained continuously (a full pipe
+        would block the process on its next log line, e.g. while the broker is away and
+        the clients log every reconnect); ``run.stdout.read()`` gives the last lines."""
+        return _DrainedRun([IOC, "run"], env=self.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
     @staticmethod
     def kill(proc: subprocess.Popen[str]) -> None:
@@ -105,7 +153,7 @@ class Pipeline:
         proc.wait(30)
 
     def high_watermark(self, topic: str) -> int:
-        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "probe"})
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "probe", **self.client})
         try:
             md = c.list_topics(self.prefix + topic, timeout=10).topics[self.prefix + topic]
             return sum(c.get_watermark_offsets(TopicPartition(self.prefix + topic, p),
@@ -116,7 +164,8 @@ class Pipeline:
     def committed(self, group: str, topic: str) -> int:
         """Sum of the offsets ``group`` committed on ``topic`` (0 where nothing committed)."""
         name = self.prefix + topic
-        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.prefix + group})
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.prefix + group,
+                      **self.client})
         try:
             md = c.list_topics(name, timeout=10).topics[name]
             tps = [TopicPartition(name, p) for p in md.partitions]

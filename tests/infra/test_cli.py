@@ -16,7 +16,8 @@ import pytest
 from ioc.schemas.catalogue import Catalogue
 
 IOC = str(Path(sys.executable).parent / "ioc")
-COMMANDS = ["setup", "run", "produce", "simulate", "sql", "demo", "kafka", "dashboards", "wall"]
+COMMANDS = ["setup", "run", "produce", "simulate", "sql", "demo", "kafka", "dashboards", "wall",
+            "acl", "kafka-cluster"]
 
 
 def ioc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -109,3 +110,14 @@ def test_run_before_setup_says_what_to_do(env: dict[str, str]) -> None:
     assert proc.returncode == 1
     assert "Run `ioc setup` first" in proc.stderr
     assert env["IOC_TOPIC_PREFIX"] + "ioc.traffic.flow.v1" in proc.stderr
+
+
+def test_security_commands_explain_bad_input(tmp_path: Path) -> None:
+    status = ioc("kafka-cluster", "status", env={"IOC_DATA_DIR": str(tmp_path)})
+    assert status.returncode == 3 and "0/3 nodes running" in status.stdout
+    manifest = tmp_path / "agencies.toml"
+    manifest.write_text('[[agency]]\ncode = "A"\nuser = "a"\ntopics = ["ioc.kpi.v1"]\n')
+    bad = ioc("acl", "apply", "--manifest", str(manifest), "--dry-run")
+    assert bad.returncode == 2 and "may not write 'ioc.kpi.v1'" in bad.stderr
+    insecure = ioc("kafka", "status", env={"IOC_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
+    assert insecure.returncode == 2 and "IOC_KAFKA_USERNAME" in insecure.stderr

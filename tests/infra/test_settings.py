@@ -67,3 +67,57 @@ def test_query_server_settings_and_the_store_path(tmp_path: Path) -> None:
     assert s.chdb_path == str((tmp_path / "clickhouse").resolve())
     assert s.with_(clickhouse_url="http://ch:8123").chdb_path is None
     assert Settings.from_env({}).query_port == 8124
+
+
+def test_kafka_security_settings_reach_every_client_config(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    secret_file = tmp_path / "pw"
+    secret_file.write_text("s3cret-from-file\n")
+    s = Settings.from_env({
+        "IOC_KAFKA_BOOTSTRAP": "k1:9093,k2:9093", "IOC_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+        "IOC_KAFKA_USERNAME": "ioc-platform", "IOC_KAFKA_PASSWORD_FILE": str(secret_file),
+        "IOC_KAFKA_CA_FILE": str(ca), "IOC_TOPIC_REPLICATION_FACTOR": "3"})
+    assert s.kafka_config(**{"group.id": "g"}) == {
+        "bootstrap.servers": "k1:9093,k2:9093", "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "ioc-platform",
+        "sasl.password": "s3cret-from-file", "ssl.ca.location": str(ca), "group.id": "g"}
+    assert s.topic_replication_factor == 3
+    assert "s3cret" not in repr(s) and "s3cret" not in str(s.kafka_password)
+
+
+def test_plaintext_is_the_default_and_adds_nothing() -> None:
+    s = Settings.from_env({})
+    assert s.kafka_security == {} and s.kafka_ssl_context() is None
+    assert s.kafka_config() == {"bootstrap.servers": "127.0.0.1:19092"}
+
+
+def test_unusable_security_settings_are_refused_with_the_variable_name(tmp_path: Path) -> None:
+    import pytest
+
+    from ioc.infra.settings import SettingsError
+
+    cases = [
+        ({"IOC_KAFKA_SECURITY_PROTOCOL": "TLS"}, "IOC_KAFKA_SECURITY_PROTOCOL"),
+        ({"IOC_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "IOC_KAFKA_USERNAME"),
+        ({"IOC_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "IOC_KAFKA_USERNAME": "u",
+          "IOC_KAFKA_PASSWORD": "p", "IOC_KAFKA_SASL_MECHANISM": "PLAIN"},
+         "IOC_KAFKA_SASL_MECHANISM"),
+        ({"IOC_KAFKA_CA_FILE": str(tmp_path / "missing.pem")}, "IOC_KAFKA_CA_FILE"),
+        ({"IOC_KAFKA_PASSWORD_FILE": str(tmp_path / "missing")}, "IOC_KAFKA_PASSWORD_FILE"),
+    ]
+    for env, name in cases:
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env(env)
+
+
+def test_clickhouse_passwords_never_show(tmp_path: Path) -> None:
+    s = Settings.from_env({"IOC_CLICKHOUSE_URL": "https://ioc_writer@ch:8443/",
+                           "IOC_CLICKHOUSE_PASSWORD": "p@ss/word"})
+    assert s.clickhouse == "https://ioc_writer:p%40ss%2Fword@ch:8443/"
+    assert s.clickhouse_display == "https://ioc_writer:***@ch:8443/"
+    assert "p@ss" not in repr(s)
+    inline = Settings.from_env({"IOC_CLICKHOUSE_URL": "http://ro:pw123@ch:8123"})
+    assert inline.clickhouse == "http://ro:pw123@ch:8123"
+    assert inline.clickhouse_display == "http://ro:***@ch:8123" and "pw123" not in repr(inline)
+    assert Settings.from_env({}).clickhouse_display.startswith("chdb://")
