@@ -184,7 +184,8 @@ def _areas(settings: Settings) -> dict[str, str]:
 def _producer(settings: Settings) -> Any:
     from ioc.connectors.producer import EventProducer, make_producer
 
-    return EventProducer(make_producer(settings.bootstrap, **settings.kafka_security), topic_name=settings.topic)
+    return EventProducer(make_producer(settings.bootstrap, **settings.kafka_security),
+                         topic_name=settings.topic)
 
 
 # -- list / show --------------------------------------------------------------------------------

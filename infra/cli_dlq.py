@@ -83,7 +83,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     except KeyError as exc:
         print(f"ioc dlq replay: {exc.args[0]}", file=sys.stderr)
         return 1
-    producer = EventProducer(make_producer(settings.bootstrap, **settings.kafka_security), serde=serde,
+    producer = EventProducer(make_producer(settings.bootstrap, **settings.kafka_security),
+                             serde=serde,
                              topic_name=settings.topic)
     for letter in chosen:
         topic = letter.source_topic
