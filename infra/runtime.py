@@ -514,6 +514,9 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
     serde = serde_for(settings)  # Confluent framing/ids when a registry is configured
     ref = reference.load_reference(settings.reference_dir)
     restored = read_latest_alerts(settings, serde)
+    from ioc.streams import checkpoints
+
+    checkpoints.ensure_topic(settings)
     from confluent_kafka import Producer
 
     from ioc.connectors.producer import producer_config

@@ -21,8 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from faust.sensors.monitor import Monitor
+from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import EventT
 
 from ioc.connectors.producer import producer_config
@@ -30,11 +31,35 @@ from ioc.infra.metrics import Metrics
 from ioc.infra.reference import ReferenceData
 from ioc.infra.settings import Settings
 from ioc.schemas.serde import DecodeError, Serde
-from ioc.streams.engine import TP, Position
+from ioc.streams import checkpoints
+from ioc.streams.engine import TP, Position, ReplayGuard
 from ioc.streams.processor import Processor, Step
 from ioc.streams.registry import build_domains
 
 log = logging.getLogger(__name__)
+
+
+def _new_offset_not_past_held(self: Any, tp: Any) -> int | None:
+    """Faust's ``Consumer._new_offset``, except that it never commits past a message this
+    worker still holds.
+
+    faust-streaming 0.15 treats one missing offset right after the committed one as a gap of a
+    compacted topic and commits past it (faust-streaming issue #606, fix proposed in PR #707):
+    with ``committed = 6`` and offsets 7–10 acknowledged it commits 11 although the message at
+    offset 6 was never acknowledged — a rule holding one open report there would lose it on the
+    next restart. The app tells the consumer which positions it holds (``ioc_in_flight``);
+    a message held at the committed offset stops the commit there.
+    """
+    acked = self._acked[tp]
+    committed = self._committed_offset[tp]
+    in_flight = getattr(self.app, "ioc_in_flight", None)
+    if acked and committed is not None and in_flight is not None and in_flight(tp, committed):
+        return None
+    return _faust_new_offset(self, tp)
+
+
+_faust_new_offset = FaustConsumer._new_offset
+FaustConsumer._new_offset = _new_offset_not_past_held  # type: ignore[method-assign]
 
 
 class QuietMonitor(Monitor):
@@ -104,6 +129,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
                producer: Producer | None = None,
                clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                tick_interval: float = 1.0, flush_interval: float = 2.0,
+               checkpoint_interval: float = 5.0,
                ) -> tuple[faust.App, WorkerState]:
     serde = serde or Serde()
     app = faust.App(
@@ -136,6 +162,8 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     logical = {settings.topic(t): t for t in processor.topics}
     source = app.topic(*logical.keys(), value_serializer="raw", key_serializer="raw")
     held: dict[Position, EventT] = {}
+    app.ioc_in_flight = lambda tp, offset: (  # type: ignore[attr-defined]
+        ((logical.get(tp.topic, tp.topic), tp.partition), offset) in held)
     owned: set[Any] = set()  # Faust TPs assigned to this worker now (see on_assigned)
     streams: list[Any] = []
     last_flush = [time.monotonic()]
@@ -147,6 +175,9 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     pending_ack: list[Position] = []
     failures: list[str] = []
     out_names = {t: settings.topic(t) for t in (KPI_TOPIC, ALERT_TOPIC, DLQ_TOPIC)}
+    out_names[checkpoints.TOPIC_SUFFIX] = checkpoints.checkpoint_topic(settings)
+    written: dict[TP, ReplayGuard] = {}  # the last checkpoint written per partition
+    last_checkpoint = [time.monotonic()]
     loop_executor = None  # default executor: flush blocks a thread, not the event loop
 
     def on_delivery(err: KafkaError | None, msg: Message) -> None:
@@ -216,6 +247,28 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
                 event = held.pop(pos, None)
                 if event is not None:
                     await stream.ack(event)
+
+    async def write_checkpoints(only: set[TP] | None = None, confirm: bool = False) -> None:
+        """Checkpoint the partitions whose replay guard moved (see :mod:`.checkpoints`). The
+        snapshot is taken first, then everything produced so far is confirmed, then the
+        checkpoints are produced — confirmed by the next flush, or now with ``confirm``
+        (before partitions are handed over or the worker exits)."""
+        snapshot = {tp: g for tp, g in processor.engine.checkpoint().items()
+                    if written.get(tp) != g and (only is None or tp in only)}
+        if not snapshot:
+            return
+        loop = asyncio.get_running_loop()
+        remaining = await loop.run_in_executor(loop_executor, out.flush, 5.0)
+        if remaining or failures:
+            return  # Kafka is away: keep the older checkpoints, try again next time
+        for (topic, partition), guard in snapshot.items():
+            if (topic, partition) not in processor.engine.watermarks:
+                continue  # the partition was revoked meanwhile
+            key, value = checkpoints.encode(settings.topic(topic), partition, guard)
+            produce(checkpoints.TOPIC_SUFFIX, key, value)
+            written[(topic, partition)] = guard
+        if confirm:
+            await loop.run_in_executor(loop_executor, out.flush, 5.0)
 
     async def dead_letter(event: EventT, topic: str, err: DecodeError) -> None:
         msg = event.message
@@ -291,6 +344,9 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
             last_flush[0] = now
         await publish(step)
         await acknowledge(step.released)
+        if now - last_checkpoint[0] >= checkpoint_interval:
+            last_checkpoint[0] = now
+            await write_checkpoints()
         metrics.open_windows.set(processor.engine.open_windows)
         metrics.held_events.set(processor.engine.held_events)
         update_lag()
@@ -307,6 +363,8 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
 
     def forget(tps: set[TP]) -> None:
         processor.drop_partitions(tps)
+        for tp in tps:
+            written.pop(tp, None)
         for pos in [p for p in held if p[0] in tps]:
             del held[pos]
 
@@ -314,6 +372,9 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked = args[0] if args else kwargs.get("revoked", set())
         owned.difference_update(revoked)
+        # Hand the partitions over with their latest checkpoints (their new owner replays).
+        await write_checkpoints({(logical.get(tp.topic, tp.topic), tp.partition)
+                                 for tp in revoked}, confirm=True)
         forget({(logical.get(tp.topic, tp.topic), tp.partition) for tp in revoked})
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -327,6 +388,16 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
                  | {pos[0] for pos in held if pos[0] not in mine})
         if stale:
             forget(stale)
+        # Replay guards from the partitions' checkpoints, before any of their events is read.
+        physical = {(tp.topic, tp.partition) for tp in assigned}
+        try:
+            found = await asyncio.get_running_loop().run_in_executor(
+                loop_executor, checkpoints.read, settings, physical)
+        except KafkaException as exc:
+            log.warning("cannot read replay checkpoints (%s): replaying without guards", exc)
+            found = {}
+        for (topic, partition), guard in found.items():
+            processor.engine.guards[(logical.get(topic, topic), partition)] = guard
 
     async def flush_all() -> None:
         """Publish every pending window's current value (used before an idle exit)."""
@@ -334,6 +405,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         step.kpis.extend(processor.flush())
         await publish(step)
         await acknowledge(step.released)
+        await write_checkpoints()
         await asyncio.get_running_loop().run_in_executor(loop_executor, out.flush, 60.0)
 
     app.ioc_flush_all = flush_all  # type: ignore[attr-defined]

@@ -16,6 +16,28 @@ produces KPI records. Three properties make the results exact under at-least-onc
 
 A window can be retained after it closes (``KpiFamily.retain_closed``) until the next window of
 the same key closes; rules that compare consecutive windows need the predecessor replayed too.
+
+**Replay guards.** A restarted worker replays each partition from its committed offset, which
+rules may hold far back (an open citizen report, a dossier not yet decided). Windows that had
+already closed before the restart must not be rebuilt from that partial replay and published
+over their complete final value. The worker therefore checkpoints, per partition,
+:meth:`KpiEngine.checkpoint` — the first offset any *window* still needs and the watermark of the
+last :meth:`advance` — and a restarted worker installs it as a :class:`ReplayGuard`:
+
+* events before ``engine_from`` are not added to windows at all (outcome ``REPLAYED``; rules still
+  see them and rebuild their own state);
+* a window re-created from later events that had closed before the checkpoint (every partition
+  that feeds it has ``end + lateness <= closed_wm``: it was due at that advance) is *quiet*: it
+  publishes nothing and is not passed to rules again, unless its family retains closed windows
+  (then it is the predecessor a rule compares with, and it is complete: retained windows hold
+  their events). A window open at the checkpoint held all its events, is replayed whole and is
+  not quiet.
+
+A window fed by several partitions has one more hazard that no guard covers: it closes when the
+partitions that fed it *so far* are past it, so a partition read much later (a lagging one, or
+one that moved to another worker) can re-create it from its own events alone. KPI keys therefore
+follow the topic's partition key wherever possible (checked on simulated data by
+``tests/streams/test_partitioning.py``, which lists the exceptions and why).
 """
 
 from __future__ import annotations
@@ -65,6 +87,7 @@ class Window:
     tps: set[TP] = field(default_factory=set)
     dirty: bool = True
     closed: bool = False
+    quiet: bool = False  # closed before a restart: rebuilt for rules' context only (see above)
 
     @property
     def series(self) -> tuple[str, str, str]:
@@ -73,9 +96,18 @@ class Window:
 
 class Outcome(enum.Enum):
     COUNTED = "counted"
+    REPLAYED = "replayed"  # counted before a restart by a window that has closed since
     DUPLICATE = "duplicate"
     LATE = "late"
     IGNORED = "ignored"  # no KPI family reads this topic
+
+
+@dataclass(frozen=True)
+class ReplayGuard:
+    """What a partition's last checkpoint says (see the module docstring)."""
+
+    engine_from: int
+    closed_wm: datetime | None
 
 
 @dataclass
@@ -98,6 +130,9 @@ class KpiEngine:
         self._windows: dict[tuple[str, datetime, str, str], Window] = {}
         self._retained: dict[tuple[str, str, str], Window] = {}
         self._refs: dict[Position, int] = {}
+        self.guards: dict[TP, ReplayGuard] = {}
+        self._read: dict[TP, int] = {}  # highest offset added per partition
+        self._advanced_wm: dict[TP, datetime] = {}  # watermarks at the last advance()
 
     # -- holds ---------------------------------------------------------------------------------
     def retain(self, pos: Position) -> None:
@@ -133,9 +168,14 @@ class KpiEngine:
         # Every partition's watermark moves, KPI or not: rules' timers run on it too.
         if wm is None or ts > wm:
             self.watermarks[tp] = ts
+        if offset > self._read.get(tp, -1):
+            self._read[tp] = offset
         families = self._by_topic.get(topic)
         if not families:
             return Outcome.IGNORED
+        guard = self.guards.get(tp)
+        if guard is not None and offset < guard.engine_from:
+            return Outcome.REPLAYED
         targets: list[tuple[KpiFamily, datetime, datetime, str, str]] = []
         for fam in families:
             key = fam.key(event)
@@ -184,8 +224,21 @@ class KpiEngine:
             "computed_at": self.clock(), "is_final": final,
         }
 
+    def _closed_before_checkpoint(self, win: Window) -> bool:
+        """Every partition that fed ``win`` has a guard saying the window was due at the last
+        advance before the checkpoint — so it closed then (see the module docstring)."""
+        limit = win.end + self.lateness
+        for tp in win.tps:
+            guard = self.guards.get(tp)
+            if guard is None or guard.closed_wm is None or guard.closed_wm < limit:
+                return False
+        return bool(win.tps)
+
     def _emit(self, win: Window, final: bool) -> list[dict[str, Any]]:
         win.dirty = False
+        win.quiet = bool(self.guards) and self._closed_before_checkpoint(win)
+        if win.quiet:
+            return []
         return [self._record(win, k, v, n, final) for k, v, n in win.acc.results()]
 
     def _release(self, win: Window, out: list[Position]) -> None:
@@ -200,6 +253,7 @@ class KpiEngine:
     def advance(self) -> Advance:
         """Close every window whose partitions' watermarks passed its end plus lateness."""
         result = Advance()
+        self._advanced_wm = dict(self.watermarks)
         due = [w for w in self._windows.values() if self._is_due(w)]
         due.sort(key=lambda w: (w.end, w.family.name, w.area_code, w.entity))
         for win in due:
@@ -230,6 +284,18 @@ class KpiEngine:
                 out.extend(self._emit(win, final=False))
         return out
 
+    def checkpoint(self) -> dict[TP, ReplayGuard]:
+        """Per partition read so far: the first offset a window (open or retained) still holds,
+        else the offset after the last one read; and the watermark of the last advance. Take it
+        *before* flushing the outputs: every window it counts as closed has had its final
+        records produced by then."""
+        first: dict[TP, int] = {tp: off + 1 for tp, off in self._read.items()}
+        for win in (*self._windows.values(), *self._retained.values()):
+            for tp, off in win.holds:
+                if off < first[tp]:
+                    first[tp] = off
+        return {tp: ReplayGuard(off, self._advanced_wm.get(tp)) for tp, off in first.items()}
+
     def drop_partitions(self, tps: set[TP]) -> None:
         """Forget the state fed by partitions this worker no longer owns (after a rebalance);
         their new owner rebuilds it by replaying from the committed offsets."""
@@ -242,7 +308,8 @@ class KpiEngine:
         for pos in [p for p in self._refs if p[0] in tps]:
             del self._refs[pos]
         for tp in tps:
-            self.watermarks.pop(tp, None)
+            for per_tp in (self.watermarks, self._read, self._advanced_wm, self.guards):
+                per_tp.pop(tp, None)  # type: ignore[attr-defined]
 
     @property
     def open_windows(self) -> int:

@@ -110,6 +110,8 @@ class Processor:
         adv = self.engine.advance()
         step = Step(kpis=adv.kpis, released=adv.released)
         for win in adv.closed:
+            if win.quiet and not win.family.retain_closed:
+                continue  # rules saw this window (complete) before the restart
             for rule in self.rules:
                 self._route(rule.on_window_closed(win), step)
         now = self.timer_now()
