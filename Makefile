@@ -18,8 +18,12 @@ venv: $(BIN)/ioc
 demo: venv
 	$(BIN)/ioc demo $(DEMO_ARGS)
 
+# Two test processes (--dist loadfile: a file's tests stay together): most tests wait on Kafka,
+# subprocesses and timers, so two run side by side on two cores. PYTEST_PARALLEL= runs serially.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
+
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # Part of `make test`: lint, types, and the committed dashboards must match the code.
 lint: venv
