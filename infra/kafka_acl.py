@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import os
+import time
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -367,7 +368,8 @@ def _wait(futures: Mapping[Any, Any], what: str) -> None:
 def apply_manifest(settings: Settings, manifest: Manifest, topics: Topics, *,
                    env: Mapping[str, str] | None = None, dry_run: bool = False,
                    prune: bool = True, rotate: bool = False,
-                   log: Callable[[str], None] = print) -> Plan:
+                   log: Callable[[str], None] = print,
+                   converge_timeout: float = 30.0) -> Plan:
     """Plan (and unless ``dry_run`` apply) the manifest on the cluster of ``settings``."""
     env = os.environ if env is None else env
     admin = AdminClient(settings.kafka_config(log_level=3))
@@ -378,6 +380,16 @@ def apply_manifest(settings: Settings, manifest: Manifest, topics: Topics, *,
         log(line)
     if not dry_run and not plan.empty:
         apply_plan(admin, settings, manifest, plan, env)
+        # Brokers apply users and ACLs from the metadata log asynchronously: wait until they
+        # show, so that what `apply` reports is what the cluster enforces when it returns.
+        deadline = time.monotonic() + converge_timeout
+        while not make_plan(manifest, topics, read_state(admin, settings), env=env,
+                            prune=prune).empty:
+            if time.monotonic() > deadline:
+                log(f"! applied, but not all changes are visible on the cluster after "
+                    f"{converge_timeout:.0f} s; run `ioc acl apply` again to check")
+                break
+            time.sleep(0.5)
     return plan
 
 

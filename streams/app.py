@@ -165,6 +165,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     app.ioc_in_flight = lambda tp, offset: (  # type: ignore[attr-defined]
         ((logical.get(tp.topic, tp.topic), tp.partition), offset) in held)
     owned: set[Any] = set()  # Faust TPs assigned to this worker now (see on_assigned)
+    guarded: set[TP] = set()  # partitions whose replay guard was looked up since assignment
     streams: list[Any] = []
     last_flush = [time.monotonic()]
     # Outputs (KPIs, alerts, dead letters) go through one batching confluent-kafka producer:
@@ -314,6 +315,10 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
                     # partial window and publish it over the right one.
                     continue
                 owned.add(msg.tp)  # assigned, and the signal has not reached us yet
+            if tp not in guarded:
+                await install_guards({tp})
+                if msg.tp not in owned and msg.tp not in app.consumer.assignment():
+                    continue  # revoked meanwhile
             state.last_event_monotonic = time.monotonic()
             state.positions[(msg.topic, msg.partition)] = msg.offset
             in_counter(topic).inc()
@@ -363,6 +368,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
 
     def forget(tps: set[TP]) -> None:
         processor.drop_partitions(tps)
+        guarded.difference_update(tps)
         for tp in tps:
             written.pop(tp, None)
         for pos in [p for p in held if p[0] in tps]:
@@ -388,16 +394,31 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
                  | {pos[0] for pos in held if pos[0] not in mine})
         if stale:
             forget(stale)
-        # Replay guards from the partitions' checkpoints, before any of their events is read.
-        physical = {(tp.topic, tp.partition) for tp in assigned}
+        await install_guards({(logical.get(tp.topic, tp.topic), tp.partition)
+                              for tp in assigned})
+
+    async def install_guards(tps: set[TP]) -> None:
+        """Replay guards from the partitions' checkpoints, once per assignment and before any
+        of their events is counted (the agent calls this too when a partition's first message
+        comes before the assignment signal)."""
+        tps = tps - guarded
+        if not tps:
+            return
         try:
             found = await asyncio.get_running_loop().run_in_executor(
-                loop_executor, checkpoints.read, settings, physical)
+                loop_executor, checkpoints.read, settings,
+                {(settings.topic(t), p) for t, p in tps})
         except KafkaException as exc:
             log.warning("cannot read replay checkpoints (%s): replaying without guards", exc)
             found = {}
+        assigned = {(logical.get(t.topic, t.topic), t.partition)
+                    for t in app.consumer.assignment()}
+        tps = (tps & assigned) - guarded  # a rebalance may have run meanwhile
         for (topic, partition), guard in found.items():
-            processor.engine.guards[(logical.get(topic, topic), partition)] = guard
+            tp = (logical.get(topic, topic), partition)
+            if tp in tps:
+                processor.engine.guards[tp] = guard
+        guarded.update(tps)
 
     async def flush_all() -> None:
         """Publish every pending window's current value (used before an idle exit)."""

@@ -5,6 +5,7 @@ records in the dead-letter table, and no password in any output (issue 7)."""
 
 from __future__ import annotations
 
+import tomllib
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from test_pipeline_e2e import FLOW, crafted_flow
 from ioc.connectors.producer import EventProducer, make_producer
 from ioc.infra.kafka_acl import Topics, apply_manifest, parse_manifest
 from ioc.infra.kafka_cluster import LocalKafkaCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_PLATFORM = next(
+    s for s in tomllib.loads((ROOT / "infra/security/agencies.example.toml").read_text(
+        encoding="utf-8"))["service"] if s["name"] == "platform")
 
 pytestmark = pytest.mark.kafka_secure
 
@@ -34,10 +40,8 @@ def test_platform_runs_as_its_own_user_on_the_secured_cluster(
         "topic_prefix": p.prefix,
         "agency": [{"code": "SGTVT-QNA", "user": agency_user, "password_env": "AGENCY",
                     "topics": [FLOW], "produce_bytes_per_s": 1_000_000}],
-        "service": [{"name": "platform", "user": platform_user, "password_env": "PLATFORM",
-                     "read": ["*", "ioc.kpi.v1", "ioc.alert.v1", "ioc.dlq.v1"],
-                     "write": ["ioc.kpi.v1", "ioc.alert.v1", "ioc.dlq.v1"],
-                     "groups": ["ioc-"], "create": ["ioc-streams-"]}],
+        # the example manifest's platform service: what it grants is what `ioc run` needs
+        "service": [{**EXAMPLE_PLATFORM, "user": platform_user, "password_env": "PLATFORM"}],
     })
     apply_manifest(secure_kafka.settings(topic_prefix=p.prefix), manifest,
                    Topics.from_catalogue(), log=lambda _: None,
