@@ -297,8 +297,9 @@ def _redacted_payload(topic: str, payload: bytes, serde: Serde, secret: KeySourc
         fields = set(serde.catalogue.get(topic).field_names)
         protected = _protect_any(obj, secret)
         dropped = sorted(k for k in protected if k not in fields)
-        kept = {k: (mask_numbers(v) if isinstance(v, str) and k not in ("event_id", "report_id")
-                    else v) for k, v in protected.items() if k in fields}
+        ids = ("event_id", "report_id", "reporter_pseudonym")  # not text: never masked
+        kept = {k: (mask_numbers(v) if isinstance(v, str) and k not in ids else v)
+                for k, v in protected.items() if k in fields}
         note = " [personal data: payload redacted"
         if dropped:
             note += "; fields not in the contract dropped: " + ", ".join(

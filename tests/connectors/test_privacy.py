@@ -215,14 +215,14 @@ def test_json_sent_straight_to_the_topic_keeps_only_contract_fields_without_pers
     from ioc.connectors.privacy import redact_dead_letter
 
     raw = json.dumps({"event_id": "J1", "report_id": "J1", "reporter_name": "Lê Thị Mai",
-                      "reporter_phone": "+84 912 345 678", "ho_ten": "Lê Thị Mai",
-                      "description": "SĐT 0912.345.678"}, ensure_ascii=False).encode()
+                      "reporter_phone": "+84 912 355 678", "ho_ten": "Lê Thị Mai",
+                      "description": "SĐT 0912.355.678"}, ensure_ascii=False).encode()
     key, payload, reason = redact_dead_letter(REPORT_TOPIC, b"0912345678", raw,
                                               "not Avro: unknown framing byte 0x7b", Serde(),
                                               KEY)
     kept = json.loads(payload)
     assert kept == {"event_id": "J1", "report_id": "J1", "description": f"SĐT {MASK}",
-                    "reporter_pseudonym": pseudonymize("0912345678", KEY)}
+                    "reporter_pseudonym": pseudonymize("0912355678", KEY)}
     assert key == MASK.encode() and "ho_ten" in reason and "Mai" not in reason
 
 
@@ -241,3 +241,11 @@ def test_unreadable_report_bytes_are_withheld_and_other_topics_untouched() -> No
 
     name_only = json.dumps({"reporter_name": "Lê Thị Mai"}).encode()
     assert redact_dead_letter(REPORT_TOPIC, None, name_only, "x", Serde(), no_key)[1] == b""
+
+
+def test_a_pseudonym_in_a_dead_letter_is_kept_even_with_a_long_digit_run() -> None:
+    from ioc.connectors.privacy import redact_dead_letter
+
+    raw = json.dumps({"report_id": "J2", "reporter_pseudonym": "63d884148539d870"}).encode()
+    payload = redact_dead_letter(REPORT_TOPIC, None, raw, "x", Serde(), KEY)[1]
+    assert json.loads(payload)["reporter_pseudonym"] == "63d884148539d870"
