@@ -266,6 +266,12 @@ def read_latest_alerts(settings: Settings, serde: Serde, timeout: float = 10.0
                     continue
                 if offset + 1 >= remaining.get(partition, 0):
                     remaining.pop(partition, None)
+                if msg.value() is None and msg.key():
+                    # a tombstone (``ioc privacy forget``): the alert's earlier records are gone
+                    gone = bytes(msg.key() or b"").decode("utf-8", "replace")
+                    for k in [k for k in latest if k[0] == gone]:
+                        del latest[k]
+                    continue
                 try:
                     rec = serde.decode("ioc.alert.v1", msg.value())
                 except DecodeError:

@@ -27,6 +27,7 @@ from test_agency_routes_e2e import GatewayProcess, add_key
 
 from ioc.connectors.privacy import pseudonymize
 from ioc.infra.privacy_scan import read_topic
+from ioc.infra.runtime import read_latest_alerts
 from ioc.infra.settings import Settings
 from ioc.schemas.serde import Serde
 
@@ -218,7 +219,12 @@ def test_forget_one_person_while_the_platform_runs(pipeline: Pipeline, tmp_path:
     records = [(o, v) for _p, o, k, v in read_topic(Settings(kafka_bootstrap=pipeline.bootstrap),
                                                     pipeline.prefix + "ioc.alert.v1")
                if k == alert_id]
-    assert records and max(records, key=lambda r: r[0])[1] is None
+    assert any(v is not None for _o, v in records)  # it was there (firing)
+    assert max(records, key=lambda r: r[0])[1] is None
+    # ... and a restarting worker does not restore it
+    restored = read_latest_alerts(Settings(kafka_bootstrap=pipeline.bootstrap,
+                                           topic_prefix=pipeline.prefix), Serde())
+    assert alert_id.decode() not in {a["alert_id"] for a in restored}
     # Stopped, forget opens the store itself: nothing is left to delete.
     def forget_stopped() -> str | None:
         proc = pipeline.ioc("privacy", "forget", pseudonym, "--format", "json", check=False)
