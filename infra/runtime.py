@@ -178,7 +178,10 @@ def load_reference_tables(client: Any, db: str, directory: Path | None = None
 def setup_clickhouse(settings: Settings, client: Any | None = None
                      ) -> tuple[list[str], dict[str, int], list[Retention]]:
     """Migrations, reference data and each table's retention (TTL, :mod:`ioc.infra.retention`)."""
-    retention.plan(settings)  # a typo in IOC_RETENTION stops setup before anything changes
+    try:
+        retention.plan(settings)  # a typo in IOC_RETENTION stops setup before anything changes
+    except retention.RetentionError as exc:
+        raise SetupError(str(exc)) from None
     own = client is None
     client = client or connect(settings.clickhouse)
     try:

@@ -160,6 +160,10 @@ def test_forget_one_person_while_the_platform_runs(pipeline: Pipeline, tmp_path:
         step("B1", "assigned", t0 + timedelta(hours=4), due_at=(t0 + timedelta(days=7))
              .isoformat()),
     ]
+    # setup (run once by the fixture) again, with a retention for dead letters: one change
+    out = pipeline.ioc("setup", env={"IOC_RETENTION": "dead_letters=30"}).stdout
+    assert "retention (1 changed): dead_letters 30 days by failed_at (set); feedback_report " \
+           "730 days by occurred_at (unchanged)" in out
     pipeline.ioc("produce", TOPIC, "--file", str(write_lines(tmp_path / "r.jsonl", lines)))
     # and a dead letter of Anh's (JSON straight to Kafka; stored redacted, with the pseudonym)
     pipeline.send_raw(TOPIC, json.dumps({"report_id": "A3", "reporter_phone": anh}).encode(),

@@ -82,3 +82,10 @@ def test_ttl_deletes_old_rows_keeps_recent_ones_and_setup_is_idempotent(
     engine = chdb_client.query(f"SELECT engine_full FROM system.tables WHERE database = '{db}' "
                                "AND name = 'dead_letters'").result_rows[0][0]
     assert " TTL " not in engine
+
+
+def test_setup_refuses_a_retention_for_a_table_that_has_none(tmp_path: Any) -> None:
+    from ioc.infra.runtime import SetupError, setup_clickhouse
+
+    with pytest.raises(SetupError, match="IOC_RETENTION names ref_areas"):
+        setup_clickhouse(Settings(data_dir=tmp_path, retention=(("ref_areas", 30),)))
