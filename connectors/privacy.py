@@ -42,12 +42,35 @@ phone-number-like digit run with ``[số đã ẩn]``:
 
 Amounts written with dot groups (``150.000.000 đồng``) and dates are kept; an amount written as
 9+ bare digits is masked too (the safe side).
+
+**Dead letters** — :func:`redact_dead_letter`. The producers above protect a report before it
+is validated, so what they reject never reaches Kafka. But bytes can reach the report topic
+without them (an agency's own client writing straight to Kafka, an old producer), and the
+stream worker dead-letters what it cannot decode or validate *with the original bytes*. For a
+topic carrying personal data (:data:`PERSONAL_TOPICS`) the worker stores a redacted copy in
+``ioc.dlq.v1`` instead:
+
+1. Avro of the topic that decodes but fails validation: the record is protected (a
+   ``reporter_pseudonym`` that is not 16 hex digits — a phone number or name put there — is
+   replaced by its pseudonym; ``description``/``address`` masked) and re-encoded as
+   single-object Avro, so ``ioc dlq replay`` still works once the cause is fixed;
+2. a JSON object (someone sent JSON instead of Avro): ``reporter_name``/``reporter_phone`` become
+   the pseudonym, fields that are not in the contract are dropped (a ``phone`` or ``ho_ten``
+   column cannot be told from anything else), the remaining text has phone numbers masked;
+   the payload becomes that JSON (replay it with ``ioc dlq replay --fixed``);
+3. anything else (corrupt or unknown-schema Avro, other text): the payload is **withheld**
+   (empty); the reason says how many bytes there were. The sender must send it again.
+
+The reason and the key get phone numbers masked too. The original bytes stay on the source
+topic until its Kafka retention ends (60 days for reports); that topic is readable by the
+platform only (``ioc acl``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import re
 import secrets
@@ -58,8 +81,13 @@ from pathlib import Path
 from typing import Any
 
 from ioc.infra.settings import Settings
+from ioc.schemas.serde import DecodeError, EncodeError, Serde
 
 REPORT_TOPIC = "ioc.feedback.report.v1"
+PERSONAL_TOPICS = frozenset({REPORT_TOPIC})
+"""Topics whose events may carry personal data (reporters): dead letters of these are redacted."""
+_PSEUDONYM = re.compile(r"^[0-9a-f]{16}$")
+_FREE_TEXT = ("description", "address")
 PSEUDONYM_HEX = 16
 MIN_KEY_CHARS = 16
 MASK = "[số đã ẩn]"
@@ -174,15 +202,20 @@ def _read_or_create(path: Path) -> bytes:
     return _read_key_file(path)
 
 
-def pseudonym_key(settings: Settings) -> bytes:
+def pseudonym_key(settings: Settings, create: bool = True) -> bytes:
     """The deployment's pseudonym key: ``IOC_PSEUDONYM_KEY``, else the key file under
-    ``$IOC_DATA_DIR`` (generated on first use)."""
+    ``$IOC_DATA_DIR`` (generated on first use unless ``create`` is false: a deletion request
+    must recompute existing pseudonyms, never start a new key)."""
     if settings.pseudonym_key is not None:
         key = settings.pseudonym_key.get_secret_value()
         if len(key) < MIN_KEY_CHARS:
             raise PseudonymKeyError(f"IOC_PSEUDONYM_KEY must be at least {MIN_KEY_CHARS} "
                                     "characters")
         return key.encode("utf-8")
+    if not create and not settings.pseudonym_key_file.exists():
+        raise PseudonymKeyError(f"no pseudonym key: IOC_PSEUDONYM_KEY is unset and "
+                                f"{settings.pseudonym_key_file} does not exist, so nothing was "
+                                "pseudonymised with this deployment's key here")
     return _read_or_create(settings.pseudonym_key_file)
 
 
@@ -204,3 +237,72 @@ def pre_send_transforms(settings: Settings) -> dict[str, Callable[[dict[str, Any
     (``pre_send=``): personal data out of feedback reports."""
     key = lazy_key(settings)
     return {REPORT_TOPIC: lambda obj: protect_report(obj, key)}
+
+
+def is_pseudonym(value: str) -> bool:
+    """16 lowercase hex digits, the shape of :func:`pseudonymize`'s output."""
+    return bool(_PSEUDONYM.match(value))
+
+
+def _protect_any(obj: Mapping[str, Any], key: KeySource) -> dict[str, Any]:
+    """:func:`protect_report`, and a ``reporter_pseudonym`` that is not one is pseudonymised."""
+    out = protect_report(obj, key)
+    given = out.get("reporter_pseudonym")
+    if isinstance(given, str) and given.strip() and not is_pseudonym(given.strip()):
+        out["reporter_pseudonym"] = pseudonymize(given, key() if callable(key) else key)
+    return out
+
+
+def redact_dead_letter(topic: str, key: bytes | None, payload: bytes, reason: str,
+                       serde: Serde, secret: KeySource
+                       ) -> tuple[bytes | None, bytes, str]:
+    """``(key, payload, reason)`` of a dead letter as it may be stored: unchanged for topics
+    without personal data, redacted for :data:`PERSONAL_TOPICS` (rules in the module doc)."""
+    if topic not in PERSONAL_TOPICS:
+        return key, payload, reason
+    reason = mask_numbers(reason)
+    if key is not None:
+        try:
+            key = mask_numbers(key.decode("utf-8")).encode("utf-8")
+        except UnicodeDecodeError:
+            key = None
+    try:
+        redacted = _redacted_payload(topic, payload, serde, secret)
+    except PseudonymKeyError:  # no usable key: nothing may be kept
+        redacted = None
+    if redacted is not None:
+        return key, redacted[0], reason + redacted[1]
+    return key, b"", (reason + f" [personal data: payload of {len(payload)} bytes withheld, "
+                      "it could not be read to redact it; the sender must send it again]")
+
+
+def _redacted_payload(topic: str, payload: bytes, serde: Serde, secret: KeySource
+                      ) -> tuple[bytes, str] | None:
+    try:
+        record = serde.decode(topic, payload, check=False)
+    except DecodeError:
+        record = None
+    if record is not None:
+        try:
+            clean = serde.encode_unchecked(topic, _protect_any(record, secret))
+            return clean, " [personal data: payload redacted]"
+        except (EncodeError, ValueError):
+            pass
+    obj: Any = None
+    try:
+        obj = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        pass
+    if isinstance(obj, dict):
+        fields = set(serde.catalogue.get(topic).field_names)
+        protected = _protect_any(obj, secret)
+        dropped = sorted(k for k in protected if k not in fields)
+        ids = ("event_id", "report_id", "reporter_pseudonym")  # not text: never masked
+        kept = {k: (mask_numbers(v) if isinstance(v, str) and k not in ids else v)
+                for k, v in protected.items() if k in fields}
+        note = " [personal data: payload redacted"
+        if dropped:
+            note += "; fields not in the contract dropped: " + ", ".join(
+                mask_numbers(str(k))[:40] for k in dropped[:20])
+        return json.dumps(kept, ensure_ascii=False).encode("utf-8"), note + "]"
+    return None

@@ -52,6 +52,15 @@ the result caps) and sent with a Content-Length; nothing streams.
 ``ioc sql`` finds the server through ``$IOC_DATA_DIR/run/query-server.json`` (mode 0600): port
 and a per-run internal user ``ioc-cli`` whose password changes with every start. Passwords are
 never logged, and the access log is off.
+
+**One privileged operation** — deleting a person's data (``ioc privacy forget``, see
+:mod:`ioc.infra.privacy_forget`) must work while the platform runs, and only this process can
+write the store. It is not SQL: ``POST /ioc/admin/forget`` with ``{"pseudonyms": [...],
+"dry_run": bool}`` runs that one function on a connection of its own (not readonly) and
+answers with the rows deleted per table. Only the per-run user ``ioc-admin`` may call it; its
+password is in the same run file (mode 0600), so only the platform's own OS user — the one who
+could stop the platform and open the store anyway — can use it. Analysts' users get 403, and
+the analysts' SQL path stays read-only.
 """
 
 from __future__ import annotations
@@ -87,6 +96,8 @@ log = logging.getLogger(__name__)
 RUN_FILE = "query-server.json"
 USERS_FILE = "query-users"
 CLI_USER = "ioc-cli"
+ADMIN_USER = "ioc-admin"
+ADMIN_FORGET = "/ioc/admin/forget"
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 # Parameters the HTTP layer consumes itself (ClickHouse's HTTP handler does the same).
@@ -242,6 +253,7 @@ class ServerInfo:
     pid: int
     user: str
     password: str = field(repr=False)
+    admin_password: str = field(default="", repr=False)
 
 
 def run_file(settings: Settings) -> Path:
@@ -253,7 +265,8 @@ def discover(settings: Settings) -> ServerInfo | None:
     try:
         data = json.loads(run_file(settings).read_text(encoding="utf-8"))
         info = ServerInfo(str(data["host"]), int(data["port"]), int(data["pid"]),
-                          str(data["user"]), str(data["password"]))
+                          str(data["user"]), str(data["password"]),
+                          str(data.get("admin_password") or ""))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     try:
@@ -519,6 +532,9 @@ class _Handler(BaseHTTPRequestHandler):
             if url.path in ("/ping", "/replicas_status"):
                 self._send(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"})
                 return
+            if url.path == ADMIN_FORGET and self.command == "POST":
+                self._admin_forget(body, query_id)
+                return
             if url.path != "/":
                 raise QueryServerError.of(48, f"There is no handle {url.path}: use / for "
                                           "queries and /ping for health checks")
@@ -602,6 +618,47 @@ class _Handler(BaseHTTPRequestHandler):
                                       "incorrect, or there is no user with such name")
         return user
 
+    def _admin_forget(self, body: bytes, query_id: str) -> None:
+        """``ioc privacy forget`` on the running platform (see the module doc)."""
+        from ioc.infra.privacy_forget import ChdbSql, forget
+
+        user, password = "", ""
+        auth = self.headers.get("Authorization", "")
+        if auth.lower().startswith("basic "):
+            try:
+                user, _, password = base64.b64decode(auth[6:].strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                user = ""
+        expected = self.server.admin_password
+        if user != ADMIN_USER or not expected or not hmac.compare_digest(
+                password.encode(), expected.encode()):
+            time.sleep(0.05)
+            raise QueryServerError.of(516, f"{user or 'anonymous'}: only {ADMIN_USER} (the "
+                                      "platform's per-run admin credential) may do this")
+        try:
+            request = json.loads(body or b"{}")
+            pseudonyms = [str(p) for p in request["pseudonyms"]]
+            dry_run = bool(request.get("dry_run", False))
+        except (ValueError, KeyError, TypeError):
+            raise QueryServerError.of(408, 'expected JSON {"pseudonyms": [...], '
+                                      '"dry_run": false}') from None
+        engine = self.server.engine
+        conn = engine._open()
+        try:
+            result = forget(ChdbSql(conn), engine.database, pseudonyms, dry_run)
+        except ValueError as exc:
+            raise QueryServerError.of(408, str(exc)) from None
+        except Exception as exc:
+            raise QueryServerError.from_engine(exc, ADMIN_USER) from None
+        finally:
+            engine._close(conn)
+        log.warning("privacy: %s rows of %d pseudonym(s) (%s)",
+                    "counted" if dry_run else "deleted", len(pseudonyms),
+                    ", ".join(f"{t} {n}" for t, n in result.deleted.items()) or "none")
+        self._send(200, json.dumps(result.as_dict()).encode(),
+                   {"Content-Type": "application/json; charset=UTF-8",
+                    "X-ClickHouse-Query-Id": query_id})
+
     def _query(self, user: str, params: dict[str, str], body: bytes, query_id: str) -> None:
         if params.get("compress", "0") not in ("0", "false") or \
                 params.get("decompress", "0") not in ("0", "false"):
@@ -683,10 +740,11 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], engine: QueryEngine,
-                 users: dict[str, str]) -> None:
+                 users: dict[str, str], admin_password: str = "") -> None:
         super().__init__(address, _Handler)
         self.engine = engine
         self.users = users
+        self.admin_password = admin_password
         self.display_name = socket.gethostname()
 
 
@@ -701,6 +759,8 @@ class QueryServer:
         self.users = dict(users if users is not None else load_users(settings)[0])
         self._cli_password = secrets.token_urlsafe(24)
         self.users[CLI_USER] = self._cli_password
+        self.users.pop(ADMIN_USER, None)  # never an analyst's name
+        self._admin_password = secrets.token_urlsafe(24)
         self.engine = QueryEngine(path, Limits.from_settings(settings), settings.database)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -712,7 +772,8 @@ class QueryServer:
 
     def start(self, publish: bool = True) -> None:
         s = self.settings
-        self._server = _Server((s.query_host, s.query_port), self.engine, self.users)
+        self._server = _Server((s.query_host, s.query_port), self.engine, self.users,
+                               self._admin_password if publish else "")
         self._thread = threading.Thread(target=self._server.serve_forever, name="ioc-query",
                                         kwargs={"poll_interval": 0.5}, daemon=True)
         self._thread.start()
@@ -721,7 +782,7 @@ class QueryServer:
             s.run_dir.mkdir(parents=True, exist_ok=True)
             _write_private(run_file(s), json.dumps({
                 "host": host, "port": self.port, "pid": os.getpid(), "user": CLI_USER,
-                "password": self._cli_password}))
+                "password": self._cli_password, "admin_password": self._admin_password}))
 
     def stop(self) -> None:
         if self._server is None:

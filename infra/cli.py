@@ -17,6 +17,7 @@
     ioc gateway [keys …]          HTTP ingestion gateway, Open311, agencies' API keys
     ioc schemas docs|check|register  data-contract docs, compatibility, schema registry
     ioc dlq list|show|replay      dead letters: inspect and re-submit
+    ioc privacy scan|forget       personal data: find it in clear text, delete one person's
 
 Settings come from the environment (see ``ioc.infra.settings``): IOC_DATA_DIR,
 IOC_KAFKA_BOOTSTRAP, IOC_CLICKHOUSE_URL, …
@@ -418,9 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_dashboards)
 
     cli_wall.add_wall_parser(sub)
-    from ioc.infra import cli_dlq, cli_gateway, cli_schemas
+    from ioc.infra import cli_dlq, cli_gateway, cli_privacy, cli_schemas
 
-    for module in (cli_gateway, cli_schemas, cli_dlq):
+    for module in (cli_gateway, cli_schemas, cli_dlq, cli_privacy):
         module.add_parser(sub)
     cli_acl.add_acl_parser(sub)
     cli_cluster.add_cluster_parser(sub)

@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,10 @@ from ioc.infra import (
     reference_egov,
     reference_feedback,
     reference_health_edu,
+    retention,
 )
 from ioc.infra.metrics import Metrics, serve
+from ioc.infra.retention import Retention
 from ioc.infra.settings import Settings
 from ioc.schemas.catalogue import Catalogue
 from ioc.schemas.serde import DecodeError, Serde
@@ -64,6 +66,7 @@ class SetupReport:
     topics_existing: list[str]
     migrations_applied: list[str]
     reference_rows: dict[str, int]
+    retention: list[Retention] = field(default_factory=list)
 
 
 def missing_topics(settings: Settings, catalogue: Catalogue | None = None,
@@ -173,16 +176,22 @@ def load_reference_tables(client: Any, db: str, directory: Path | None = None
 
 
 def setup_clickhouse(settings: Settings, client: Any | None = None
-                     ) -> tuple[list[str], dict[str, int]]:
+                     ) -> tuple[list[str], dict[str, int], list[Retention]]:
+    """Migrations, reference data and each table's retention (TTL, :mod:`ioc.infra.retention`)."""
+    try:
+        retention.plan(settings)  # a typo in IOC_RETENTION stops setup before anything changes
+    except retention.RetentionError as exc:
+        raise SetupError(str(exc)) from None
     own = client is None
     client = client or connect(settings.clickhouse)
     try:
         applied = migrations.migrate(client, settings.database)
         rows = load_reference_tables(client, settings.database, settings.reference_dir)
+        ttls = retention.apply(client, settings)
     finally:
         if own:
             client.close()
-    return [m.path.name for m in applied], rows
+    return [m.path.name for m in applied], rows, ttls
 
 
 def _quiet_stdout() -> None:
@@ -219,13 +228,14 @@ def setup(settings: Settings, client: Any | None = None,
         proc.join(30)
         if status != "ok":
             raise SetupError(f"ClickHouse setup failed: {payload}")
-        applied, rows = payload
+        applied, rows, ttls = payload
     else:
-        applied, rows = setup_clickhouse(settings, client)
+        applied, rows, ttls = setup_clickhouse(settings, client)
     log_line(f"ClickHouse ({settings.clickhouse_display}): "
              f"{len(applied)} migrations applied, database {settings.database}")
     log_line("reference data: " + ", ".join(f"{k} {v} rows" for k, v in rows.items()))
-    return SetupReport(created, existing, applied, rows)
+    log_line(retention.summary(ttls))
+    return SetupReport(created, existing, applied, rows, ttls)
 
 
 def read_latest_alerts(settings: Settings, serde: Serde, timeout: float = 10.0
@@ -259,6 +269,12 @@ def read_latest_alerts(settings: Settings, serde: Serde, timeout: float = 10.0
                     continue
                 if offset + 1 >= remaining.get(partition, 0):
                     remaining.pop(partition, None)
+                if msg.value() is None and msg.key():
+                    # a tombstone (``ioc privacy forget``): the alert's earlier records are gone
+                    gone = bytes(msg.key() or b"").decode("utf-8", "replace")
+                    for k in [k for k in latest if k[0] == gone]:
+                        del latest[k]
+                    continue
                 try:
                     rec = serde.decode("ioc.alert.v1", msg.value())
                 except DecodeError:

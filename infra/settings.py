@@ -44,7 +44,16 @@ Environment names (all optional):
   use the same key, or one person gets several pseudonyms; changing it starts new pseudonyms.
   When unset (the embedded default), a random key is generated once and kept in
   ``$IOC_DATA_DIR/pseudonym.key`` (mode 0600), so pseudonyms are stable on that machine. The
-  value is held as a :class:`Secret` and never printed or logged.
+  value is held as a :class:`Secret` and never printed or logged. The stream worker needs it
+  too (it redacts dead letters of reports), and so does ``ioc privacy forget --phone/--name``.
+- ``IOC_RETENTION_DAYS`` — how many days ClickHouse keeps rows of the raw event tables, dead
+  letters, alerts and the notifier's history (default ``0``: for good); ``ioc setup`` sets each
+  table's TTL (see :mod:`ioc.infra.retention`, which also says which time column each table
+  ages by). Never applied to ``kpi`` or the reference tables.
+- ``IOC_RETENTION`` — per-table days that win over everything else, ``table=days,…`` (``0``:
+  for good), e.g. ``feedback_report=365,dead_letters=30,kpi=3650``. Without an entry,
+  ``feedback_report`` keeps 730 days and ``dead_letters`` 90 (or ``IOC_RETENTION_DAYS`` if
+  shorter): the tables that may hold personal data do not keep it for good by default.
 
 Alert notifications (``ioc notify``, part of ``ioc run``; see ``docs/notifications.md``):
 
@@ -85,6 +94,7 @@ Components receive a ``Settings`` instance; they never read the environment them
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -155,6 +165,8 @@ class Settings:
     reference_dir: Path | None = None
     stall_timeout_s: float = 60.0
     pseudonym_key: Secret | None = None
+    retention_days: int = 0
+    retention: tuple[tuple[str, int], ...] = ()
     notify_config: Path | None = None
     notify_host: str = "127.0.0.1"
     notify_port: int = 9480
@@ -222,6 +234,8 @@ class Settings:
             stall_timeout_s=float(env.get("IOC_STALL_TIMEOUT_S", d.stall_timeout_s)),
             pseudonym_key=Secret(env["IOC_PSEUDONYM_KEY"]) if env.get("IOC_PSEUDONYM_KEY")
             else None,
+            retention_days=_days("IOC_RETENTION_DAYS", env.get("IOC_RETENTION_DAYS", "0")),
+            retention=_retention(env.get("IOC_RETENTION", "")),
             notify_config=Path(env["IOC_NOTIFY_CONFIG"]) if env.get("IOC_NOTIFY_CONFIG") else None,
             notify_host=env.get("IOC_NOTIFY_HOST", d.notify_host),
             notify_port=int(env.get("IOC_NOTIFY_PORT", d.notify_port)),
@@ -346,6 +360,32 @@ class Settings:
     def topic(self, name: str) -> str:
         """Physical topic name for a contract name such as ``ioc.traffic.flow.v1``."""
         return f"{self.topic_prefix}{name}"
+
+
+def _days(name: str, text: str) -> int:
+    try:
+        days = int(text.strip() or "0")
+    except ValueError:
+        raise SettingsError(f"{name}={text!r}: a whole number of days (0: keep for good)"
+                            ) from None
+    if days < 0:
+        raise SettingsError(f"{name}={text!r}: days cannot be negative")
+    return days
+
+
+def _retention(text: str) -> tuple[tuple[str, int], ...]:
+    """``IOC_RETENTION``: ``table=days,table=days`` → sorted pairs (tables checked at setup)."""
+    out: dict[str, int] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        table, sep, days = item.partition("=")
+        table = table.strip()
+        if not sep or not re.match(r"^[a-z_][a-z0-9_]*$", table):
+            raise SettingsError(f"IOC_RETENTION: {item.strip()!r} is not table=days (e.g. "
+                                "feedback_report=365,dead_letters=30)")
+        out[table] = _days(f"IOC_RETENTION {table}", days)
+    return tuple(sorted(out.items()))
 
 
 def _secret(env: Mapping[str, str], name: str) -> Secret | None:

@@ -26,6 +26,7 @@ from faust.sensors.monitor import Monitor
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import EventT
 
+from ioc.connectors.privacy import lazy_key, redact_dead_letter
 from ioc.connectors.producer import producer_config
 from ioc.infra.metrics import Metrics
 from ioc.infra.reference import ReferenceData
@@ -180,6 +181,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     written: dict[TP, ReplayGuard] = {}  # the last checkpoint written per partition
     last_checkpoint = [time.monotonic()]
     loop_executor = None  # default executor: flush blocks a thread, not the event loop
+    pseudonym_secret = lazy_key(settings)  # loaded only if a report is dead-lettered
 
     def on_delivery(err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -273,15 +275,21 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
 
     async def dead_letter(event: EventT, topic: str, err: DecodeError) -> None:
         msg = event.message
+        # Reports may carry personal data that no producer of ours protected (bytes written
+        # straight to Kafka): the dead letter keeps a redacted copy (ioc.connectors.privacy).
+        key, payload, reason = redact_dead_letter(
+            topic, msg.key if isinstance(msg.key, bytes) else None,
+            msg.value if isinstance(msg.value, bytes) else b"", err.reason, serde,
+            pseudonym_secret)
         rec = {"topic": topic, "partition": msg.partition, "offset": msg.offset,
-               "key": msg.key if isinstance(msg.key, bytes) else None,
-               "payload": msg.value if isinstance(msg.value, bytes) else b"",
-               "error_type": err.error_type, "reason": err.reason,
+               "key": key, "payload": payload,
+               "error_type": err.error_type, "reason": reason,
                "stage": "streams", "failed_at": clock()}
         produce(DLQ_TOPIC, f"{topic}:{msg.partition}:{msg.offset}".encode(),
                 serde.encode(DLQ_TOPIC, rec))
         metrics.dead_letters.labels("streams", topic, err.error_type).inc()
-        log.warning("dead-lettered %s[%d]@%d: %s", topic, msg.partition, msg.offset, err)
+        log.warning("dead-lettered %s[%d]@%d: %s: %s", topic, msg.partition, msg.offset,
+                    err.error_type, reason)
 
     kpis_out = metrics.events_out.labels("streams", KPI_TOPIC)
     alerts_out = metrics.events_out.labels("streams", ALERT_TOPIC)

@@ -175,3 +175,77 @@ def test_records_sent_directly_go_through_the_step_too(tmp_path: Path) -> None:
         "reporter_pseudonym": "", "reporter_name": "Phạm Minh Tuấn"})
     (_, _, raw), = fake.sent
     assert b"0977777777" not in raw and "Tuấn".encode() not in raw
+
+
+# -- dead letters of reports (redact_dead_letter) ---------------------------------------------
+
+def _report(**over: Any) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "event_id": "R9-submitted", "occurred_at": datetime(2026, 11, 2, 1, tzinfo=UTC),
+        "source": "TTGSDH", "area_code": "503", "report_id": "R9", "status": "submitted",
+        "channel": "hotline", "category": "waste", "description": "", "address": "",
+        "lat": None, "lon": None, "assigned_agency": "", "due_at": None, "rating": None,
+        "reporter_pseudonym": ""}
+    rec.update(over)
+    return rec
+
+
+def test_a_report_failing_validation_is_dead_lettered_redacted_and_still_replayable() -> None:
+    from ioc.connectors.privacy import redact_dead_letter
+
+    serde = Serde()
+    # an agency's own client: a phone number where the pseudonym belongs, one in the text,
+    # and a rating on a submitted step (so the worker dead-letters it as "validation")
+    raw = serde.encode_unchecked(REPORT_TOPIC, _report(
+        reporter_pseudonym="0905 111 333", description="gọi 0905111333", rating=7))
+    with pytest.raises(Exception, match="validation"):
+        serde.decode(REPORT_TOPIC, raw)
+    key, payload, reason = redact_dead_letter(REPORT_TOPIC, b"503", raw,
+                                              "rating: only a resolved report is rated", serde,
+                                              KEY)
+    assert b"0905" not in payload and b"111333" not in payload
+    record = serde.decode(REPORT_TOPIC, payload, check=False)
+    assert record["reporter_pseudonym"] == pseudonymize("0905111333", KEY)
+    assert record["description"] == f"gọi {MASK}" and record["rating"] == 7
+    assert key == b"503" and "payload redacted" in reason
+
+
+def test_json_sent_straight_to_the_topic_keeps_only_contract_fields_without_personal_data(
+        ) -> None:
+    from ioc.connectors.privacy import redact_dead_letter
+
+    raw = json.dumps({"event_id": "J1", "report_id": "J1", "reporter_name": "Lê Thị Mai",
+                      "reporter_phone": "+84 912 355 678", "ho_ten": "Lê Thị Mai",
+                      "description": "SĐT 0912.355.678"}, ensure_ascii=False).encode()
+    key, payload, reason = redact_dead_letter(REPORT_TOPIC, b"0912345678", raw,
+                                              "not Avro: unknown framing byte 0x7b", Serde(),
+                                              KEY)
+    kept = json.loads(payload)
+    assert kept == {"event_id": "J1", "report_id": "J1", "description": f"SĐT {MASK}",
+                    "reporter_pseudonym": pseudonymize("0912355678", KEY)}
+    assert key == MASK.encode() and "ho_ten" in reason and "Mai" not in reason
+
+
+def test_unreadable_report_bytes_are_withheld_and_other_topics_untouched() -> None:
+    from ioc.connectors.privacy import redact_dead_letter
+
+    garbage = b"\x00\x00\x00\x00\x07Nguyen Van A 0905123456"
+    key, payload, reason = redact_dead_letter(REPORT_TOPIC, b"\xff\xfe", garbage, "bad",
+                                              Serde(), KEY)
+    assert (key, payload) == (None, b"") and f"{len(garbage)} bytes withheld" in reason
+    same = redact_dead_letter("ioc.traffic.flow.v1", b"k", garbage, "bad", Serde(), KEY)
+    assert same == (b"k", garbage, "bad")
+
+    def no_key() -> bytes:
+        raise PseudonymKeyError("no key")
+
+    name_only = json.dumps({"reporter_name": "Lê Thị Mai"}).encode()
+    assert redact_dead_letter(REPORT_TOPIC, None, name_only, "x", Serde(), no_key)[1] == b""
+
+
+def test_a_pseudonym_in_a_dead_letter_is_kept_even_with_a_long_digit_run() -> None:
+    from ioc.connectors.privacy import redact_dead_letter
+
+    raw = json.dumps({"report_id": "J2", "reporter_pseudonym": "63d884148539d870"}).encode()
+    payload = redact_dead_letter(REPORT_TOPIC, None, raw, "x", Serde(), KEY)[1]
+    assert json.loads(payload)["reporter_pseudonym"] == "63d884148539d870"

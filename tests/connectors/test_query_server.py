@@ -314,3 +314,25 @@ def test_the_documented_example_queries_run(server: QueryServer) -> None:
     c = client(server)
     for sql in examples:
         c.query(sql.strip().rstrip(";"))  # raises if a documented query does not run
+
+
+def test_only_the_per_run_admin_may_forget_a_person_and_sql_stays_read_only(
+        server: QueryServer) -> None:
+    from ioc.connectors.query_server import ADMIN_FORGET, ADMIN_USER, discover
+
+    info = discover(server.settings)
+    assert info is not None and info.admin_password and info.admin_password != info.password
+    body = json.dumps({"pseudonyms": ["0123456789abcdef"], "dry_run": True}).encode()
+    for auth in (("analyst", "s3cret"), (info.user, info.password), (ADMIN_USER, "guess"),
+                 None):
+        status, headers, _ = request(server, "POST", path=ADMIN_FORGET, body=body, auth=auth)
+        assert (status, headers["x-clickhouse-exception-code"]) == (403, "516"), auth
+    admin = (ADMIN_USER, info.admin_password)
+    status, _, data = request(server, "POST", path=ADMIN_FORGET, body=body, auth=admin)
+    assert status == 200 and json.loads(data)["deleted"] == {}
+    status, _, data = request(server, "POST", path=ADMIN_FORGET, auth=admin,
+                              body=json.dumps({"pseudonyms": ["0905123456"]}).encode())
+    assert status == 400 and b"16 lowercase hex" in data
+    # the admin credential is not an SQL user: the query path does not know it
+    status, _, _ = request(server, params={"query": "SELECT 1"}, auth=admin)
+    assert status == 403
