@@ -97,12 +97,16 @@ class Batch:
 
 
 class ClickHouseSink:
-    """Writes batches with one insert each."""
+    """Writes batches with one insert each. ``insert_settings`` go with every insert (on a
+    ClickHouse cluster: :func:`ioc.infra.cluster_ddl.cluster_insert_settings`, which says why
+    the dedup token still makes a retried batch idempotent there)."""
 
-    def __init__(self, client: Any, database: str, metrics: Metrics) -> None:
+    def __init__(self, client: Any, database: str, metrics: Metrics,
+                 insert_settings: Mapping[str, Any] | None = None) -> None:
         self.client = client
         self.database = database
         self.metrics = metrics
+        self.insert_settings = dict(insert_settings or {})
 
     def write(self, batch: Batch) -> None:
         m = batch.mapping
@@ -110,7 +114,8 @@ class ClickHouseSink:
         start = time.perf_counter()
         try:
             self.client.insert(f"{self.database}.{m.table}", batch.rows, column_names=cols,
-                               settings={"insert_deduplication_token": batch.dedup_token})
+                               settings={**self.insert_settings,
+                                         "insert_deduplication_token": batch.dedup_token})
         except Exception as exc:
             text = str(exc)
             if any(marker in text for marker in _RETRYABLE):

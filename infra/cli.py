@@ -57,12 +57,32 @@ def _kafka_needed(settings: Settings) -> None:
 def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     from ioc.infra.runtime import SetupError, setup
 
+    if args.print_ddl:
+        return _print_ddl(settings)
     _kafka_needed(settings)
     try:
         setup(settings)
     except SetupError as exc:
         print(f"ioc setup: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _print_ddl(settings: Settings) -> int:
+    """The ClickHouse statements ``ioc setup`` would issue on a server (on the cluster of
+    IOC_CLICKHOUSE_CLUSTER when set), for review; connects to nothing."""
+    from ioc.infra.cluster_ddl import ClusterDDLError
+    from ioc.infra.migrations import plan
+
+    try:
+        bootstrap, migrations = plan(settings.database, settings.clickhouse_cluster)
+    except ClusterDDLError as exc:
+        print(f"ioc setup: {exc}", file=sys.stderr)
+        return 1
+    print("-- the runner's bookkeeping\n" + "".join(f"{s};\n" for s in bootstrap))
+    for mig, statements in migrations:
+        note = " (server only: skipped on chDB)" if mig.server_only else ""
+        print(f"-- {mig.path.name}{note}\n" + "".join(f"{s};\n\n" for s in statements))
     return 0
 
 
@@ -338,7 +358,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("setup", help="create topics, run migrations, load reference data")
+    s = sub.add_parser("setup", help="create topics, run migrations, load reference data",
+                       description="Create the topics, apply the ClickHouse migrations (ON "
+                                   "CLUSTER with replicated, sharded tables when "
+                                   "IOC_CLICKHOUSE_CLUSTER is set) and load the reference "
+                                   "data. Idempotent.")
+    s.add_argument("--print-ddl", action="store_true",
+                   help="print the ClickHouse statements the migrations issue (rewritten for "
+                        "the cluster when IOC_CLICKHOUSE_CLUSTER is set) and exit; connects to "
+                        "nothing")
     s.set_defaults(func=cmd_setup)
 
     s = sub.add_parser("run", help="run the stream worker, the ClickHouse sink and the "

@@ -47,6 +47,7 @@ from ioc.infra import (
     reference_health_edu,
     retention,
 )
+from ioc.infra.cluster_ddl import ClusterDDLError, cluster_insert_settings
 from ioc.infra.metrics import Metrics, serve
 from ioc.infra.retention import Retention
 from ioc.infra.settings import Settings
@@ -185,9 +186,12 @@ def setup_clickhouse(settings: Settings, client: Any | None = None
     own = client is None
     client = client or connect(settings.clickhouse)
     try:
-        applied = migrations.migrate(client, settings.database)
+        applied = migrations.migrate(client, settings.database,
+                                     cluster=settings.clickhouse_cluster)
         rows = load_reference_tables(client, settings.database, settings.reference_dir)
         ttls = retention.apply(client, settings)
+    except ClusterDDLError as exc:
+        raise SetupError(f"ClickHouse cluster {settings.clickhouse_cluster}: {exc}") from None
     finally:
         if own:
             client.close()
@@ -231,8 +235,9 @@ def setup(settings: Settings, client: Any | None = None,
         applied, rows, ttls = payload
     else:
         applied, rows, ttls = setup_clickhouse(settings, client)
+    where = (f", cluster {settings.clickhouse_cluster}" if settings.clickhouse_cluster else "")
     log_line(f"ClickHouse ({settings.clickhouse_display}): "
-             f"{len(applied)} migrations applied, database {settings.database}")
+             f"{len(applied)} migrations applied, database {settings.database}{where}")
     log_line("reference data: " + ", ".join(f"{k} {v} rows" for k, v in rows.items()))
     log_line(retention.summary(ttls))
     return SetupReport(created, existing, applied, rows, ttls)
@@ -329,7 +334,8 @@ def sink_main(settings: Settings, drain: Any, ready: Any, parent_pid: int) -> No
     serde = serde_for(settings)  # Confluent framing/ids when a registry is configured
     client = connect(settings.clickhouse)
     query_server = start_query_server(settings)
-    sink = ClickHouseSink(client, settings.database, metrics)
+    sink = ClickHouseSink(client, settings.database, metrics,
+                          insert_settings=cluster_insert_settings(settings.clickhouse_cluster))
     consumer = Consumer(sink_consumer_config(settings.bootstrap, f"{settings.topic_prefix}ioc-sink",
                                              **settings.kafka_security))
     runner = SinkRunner(consumer, sink, serde, default_mappings(serde), metrics,

@@ -11,6 +11,13 @@ Environment names (all optional):
   or ``http(s)://user[:password]@host:8123`` for a ClickHouse server.
 - ``IOC_CLICKHOUSE_PASSWORD`` or ``IOC_CLICKHOUSE_PASSWORD_FILE`` — the server password when the
   URL names a user without one (keeps the password out of the URL and the process list).
+- ``IOC_CLICKHOUSE_CLUSTER`` — the name of a ClickHouse cluster (as in the servers'
+  ``remote_servers``) that ``IOC_CLICKHOUSE_URL`` points into. Unset (the default): one server
+  or chDB. Set: ``ioc setup`` runs every migration ``ON CLUSTER`` with replicated, sharded
+  tables (``<table>_local`` + a ``Distributed`` table under the usual name; see
+  :mod:`ioc.infra.cluster_ddl`), and the sink inserts through the ``Distributed`` tables in the
+  foreground so its dedup tokens still make a retried batch idempotent. Needs an
+  ``http(s)://`` URL; readers need nothing (same table names).
 - ``IOC_TOPIC_PARTITIONS`` — partitions for topics that ``ioc setup`` creates (default 3).
 - ``IOC_TOPIC_REPLICATION_FACTOR`` — replicas of the topics that ``ioc setup`` and the Faust
   worker (its internal topics) create (default: the brokers' ``default.replication.factor``
@@ -183,6 +190,7 @@ class Settings:
     kafka_password: Secret | None = None
     kafka_ca_file: Path | None = None
     clickhouse_password: Secret | None = None
+    clickhouse_cluster: str | None = None
 
     def __post_init__(self) -> None:
         protocol, mechanism = self.kafka_security_protocol, self.kafka_sasl_mechanism
@@ -197,6 +205,16 @@ class Settings:
                 raise SettingsError(f"IOC_KAFKA_SECURITY_PROTOCOL={protocol} needs "
                                     "IOC_KAFKA_USERNAME and IOC_KAFKA_PASSWORD (or "
                                     "IOC_KAFKA_PASSWORD_FILE)")
+        if self.clickhouse_cluster is not None:
+            from ioc.infra.cluster_ddl import CLUSTER_NAME
+
+            if not CLUSTER_NAME.match(self.clickhouse_cluster):
+                raise SettingsError(f"IOC_CLICKHOUSE_CLUSTER={self.clickhouse_cluster!r}: a "
+                                    "cluster name has letters, digits, _ . - or a {macro}")
+            if not self.clickhouse.startswith(("http://", "https://")):
+                raise SettingsError("IOC_CLICKHOUSE_CLUSTER needs a ClickHouse server: set "
+                                    "IOC_CLICKHOUSE_URL to http(s)://… of a node of the "
+                                    "cluster (the embedded chDB has no clusters)")
         if self.kafka_ca_file is not None and not self.kafka_ca_file.is_file():
             raise SettingsError(f"IOC_KAFKA_CA_FILE={self.kafka_ca_file}: no such file")
 
@@ -256,6 +274,7 @@ class Settings:
             kafka_password=_secret(env, "IOC_KAFKA_PASSWORD"),
             kafka_ca_file=Path(env["IOC_KAFKA_CA_FILE"]) if env.get("IOC_KAFKA_CA_FILE") else None,
             clickhouse_password=_secret(env, "IOC_CLICKHOUSE_PASSWORD"),
+            clickhouse_cluster=env.get("IOC_CLICKHOUSE_CLUSTER") or None,
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -1,7 +1,10 @@
 """The production deployment files, checked offline (no Docker, no cluster, no network here):
 
 - ``infra/compose/compose.yaml`` against the Compose specification's JSON schema (the copy that
-  the ``check-jsonschema`` package ships), then the platform's own rules;
+  the ``check-jsonschema`` package ships), then the platform's own rules; the same for it
+  merged with ``compose.cluster.yaml`` (ClickHouse 2 shards × 2 replicas + Keeper), whose
+  nodes, macros, Keeper ensemble and cluster name must agree with
+  ``infra/clickhouse/cluster/*.xml`` and the platform's ``IOC_CLICKHOUSE_CLUSTER``;
 - ``infra/k8s/base`` (Kustomize, resolved here: resources and ConfigMap generators) against the
   Kubernetes API's JSON schemas for 1.33 in strict mode (the ``kubernetes-validate`` package
   ships them), then the platform's rules: pinned images, resource requests, probes, selectors
@@ -9,8 +12,9 @@
 - the Kafka node script against the configuration the secured local cluster runs in the tests.
 
 What this does not prove: that the images exist and start, that Kafka, Karapace, ClickHouse
-and Grafana accept these settings at run time (except the Kafka properties, see the last test),
-and that `kustomize build` gives the same output (kustomize is not installed here).
+(and its Keeper) and Grafana accept these settings at run time (except the Kafka properties,
+see the last test), and that `kustomize build` gives the same output (kustomize is not
+installed here).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import jsonschema
 import kubernetes_validate
@@ -32,6 +37,8 @@ from ioc.infra.kafka_cluster import LocalKafkaCluster
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 COMPOSE = INFRA / "compose" / "compose.yaml"
+COMPOSE_CLUSTER = INFRA / "compose" / "compose.cluster.yaml"
+CLUSTER_DIR = INFRA / "clickhouse" / "cluster"
 K8S = INFRA / "k8s" / "base"
 KUBERNETES_VERSION = "1.33"
 PLATFORM_IMAGE = "ioc-platform"
@@ -73,10 +80,21 @@ def test_compose_file_follows_the_compose_specification(compose: dict[str, Any])
 
 
 def test_compose_services_follow_the_platform_rules(compose: dict[str, Any]) -> None:
-    documented = documented_env()
     services = compose["services"]
     assert {"kafka-1", "kafka-2", "kafka-3", "schema-registry", "clickhouse", "setup",
             "platform", "worker", "gateway", "notifier", "grafana", "prometheus"} <= set(services)
+    problems = compose_problems(services)
+    kafka = [services[f"kafka-{i}"] for i in (1, 2, 3)]
+    assert sorted(k["environment"]["NODE_ID"] for k in kafka) == ["1", "2", "3"]
+    assert services["worker"]["command"] == ["run", "--worker-only"]
+    assert services["platform"]["command"] == ["run"]
+    assert not problems, "\n".join(problems)
+
+
+def compose_problems(services: dict[str, Any]) -> list[str]:
+    """The platform's rules for Compose services: pinned images, health checks, documented
+    settings, mounted files that exist."""
+    documented = documented_env()
     problems = []
     for name, svc in services.items():
         image = svc["image"]
@@ -93,11 +111,116 @@ def test_compose_services_follow_the_platform_rules(compose: dict[str, Any]) -> 
             if host.startswith(".") and not any(host.startswith(f) for f in OPERATOR_FILES):
                 if not (COMPOSE.parent / host).exists():
                     problems.append(f"{name}: {host} does not exist")
-    kafka = [services[f"kafka-{i}"] for i in (1, 2, 3)]
-    assert sorted(k["environment"]["NODE_ID"] for k in kafka) == ["1", "2", "3"]
-    assert services["worker"]["command"] == ["run", "--worker-only"]
-    assert services["platform"]["command"] == ["run"]
+    return problems
+
+
+# --------------------------------------------------------------------------- ClickHouse cluster
+
+
+def compose_merge(base: Any, override: Any, key: str = "") -> Any:
+    """``docker compose -f base -f override`` for what these files use: mappings merge (an
+    override's ``environment`` key, ``depends_on`` entry or service field wins), a service's
+    ``volumes`` merge by container path, other sequences and scalars are replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for k, v in override.items():
+            out[k] = compose_merge(base[k], v, k) if k in base else v
+        return out
+    if key == "volumes" and isinstance(base, list) and isinstance(override, list):
+        by_target = {v.split(":")[1]: v for v in base}
+        by_target.update({v.split(":")[1]: v for v in override})
+        return list(by_target.values())
+    return override
+
+
+@pytest.fixture(scope="module")
+def cluster_compose(compose: dict[str, Any]) -> dict[str, Any]:
+    override = yaml.safe_load(COMPOSE_CLUSTER.read_text(encoding="utf-8"))
+    merged: dict[str, Any] = compose_merge(compose, override)
+    return merged
+
+
+def xml(path: Path) -> ElementTree.Element:
+    return ElementTree.parse(path).getroot()  # noqa: S314 - the repository's own files
+
+
+def test_compose_cluster_variant_follows_the_specification_and_the_rules(
+        cluster_compose: dict[str, Any]) -> None:
+    schema_file = resources.files("check_jsonschema") / "builtin_schemas/vendor/compose-spec.json"
+    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(cluster_compose), key=str)
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:20])
+    problems = compose_problems(cluster_compose["services"])
     assert not problems, "\n".join(problems)
+
+
+def test_compose_cluster_nodes_match_the_cluster_definition(
+        cluster_compose: dict[str, Any]) -> None:
+    """2 shards × 2 replicas: each node's macros are its place in ``remote_servers``; the
+    Keeper ensemble is the three keeper services; the platform names the same cluster, and the
+    macros the migrations' Replicated engines use exist on every node."""
+    from ioc.infra.cluster_ddl import EVERYWHERE_REPLICA, SHARDED_PATH
+
+    services = cluster_compose["services"]
+    config = xml(CLUSTER_DIR / "cluster.xml")
+    remote, macro_section = config.find("remote_servers"), config.find("macros")
+    secret = config.find("remote_servers/ioc/secret")
+    listener = config.find("interserver_http_host")
+    assert remote is not None and macro_section is not None
+    assert secret is not None and listener is not None
+    [cluster] = list(remote)
+    shards = cluster.findall("shard")
+    assert len(shards) == 2 and all(len(s.findall("replica")) == 2 for s in shards)
+    assert all(s.findtext("internal_replication") == "true" for s in shards)
+    secret_env = secret.get("from_env")
+    macros = {m.tag: m.get("from_env") or m.text for m in macro_section}
+    assert set(re.findall(r"{(\w+)}", SHARDED_PATH + "{replica}" + EVERYWHERE_REPLICA)) \
+        <= set(macros) | {"database"}
+    nodes = {}
+    for number, shard in enumerate(shards, start=1):
+        for replica in shard.findall("replica"):
+            host = replica.findtext("host")
+            assert replica.findtext("port") == "9000"
+            svc = services[host]
+            env = svc["environment"]
+            assert svc["image"].startswith("clickhouse/clickhouse-server:")
+            assert env[macros["shard"]] == str(number), host
+            assert env[macros["replica"]] == host   # unique, and the interserver host name
+            assert env[secret_env].startswith("${IOC_CH_CLUSTER_SECRET")
+            mounts = {v.split(":")[1]: v.split(":")[0] for v in svc["volumes"]}
+            assert mounts["/etc/clickhouse-server/config.d/ioc-cluster.xml"] == \
+                "../clickhouse/cluster/cluster.xml"
+            assert mounts["/etc/clickhouse-server/users.d/ioc-cluster.xml"] == \
+                "../clickhouse/cluster/users-cluster.xml"
+            assert mounts["/etc/clickhouse-server/users.d/ioc.xml"] == \
+                "../clickhouse/server/users.xml"
+            nodes[host] = number
+    assert listener.get("from_env") == macros["replica"]
+    ch_services = {n for n, s in services.items() if "clickhouse-server" in s.get("image", "")}
+    assert set(nodes) == ch_services and len(nodes) == 4
+    # ClickHouse Keeper: the nodes' zookeeper section and the Raft ensemble agree
+    keeper = xml(CLUSTER_DIR / "keeper.xml").find("keeper_server")
+    assert keeper is not None
+    port = keeper.findtext("tcp_port")
+    raft = {s.findtext("hostname"): s.findtext("id")
+            for s in keeper.iter("server")}
+    assert {(n.findtext("host"), n.findtext("port")) for n in config.iter("node")} == \
+        {(h, port) for h in raft}
+    for host, server_id in raft.items():
+        assert services[host]["environment"]["KEEPER_SERVER_ID"] == server_id
+        assert services[host]["image"].startswith("clickhouse/clickhouse-keeper:")
+    for host in nodes:
+        assert set(raft) <= set(services[host]["depends_on"]), host
+    # the platform runs with the same cluster name; setup waits for every node
+    for name in ("setup", "platform", "worker", "gateway", "notifier"):
+        assert services[name]["environment"]["IOC_CLICKHOUSE_CLUSTER"] == cluster.tag, name
+    assert set(nodes) <= set(services["setup"]["depends_on"])
+    # readers may join two sharded tables (docs/operations.md §5)
+    profiles = xml(CLUSTER_DIR / "users-cluster.xml").find("profiles")
+    server_profiles = xml(INFRA / "clickhouse" / "server" / "users.xml").find("profiles")
+    assert profiles is not None and server_profiles is not None
+    assert {p.tag for p in server_profiles} <= {p.tag for p in profiles}
+    assert {p.findtext("distributed_product_mode") for p in profiles} == {"global"}
 
 
 # --------------------------------------------------------------------------- kubernetes
