@@ -153,7 +153,11 @@ def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
                 return 1
             where = settings.clickhouse_display
             try:
-                result = forget(ConnectSql(client), settings.database, pseudonyms,
+                from ioc.infra.migrations import cluster_ddl
+
+                cluster = (cluster_ddl(settings.database, settings.clickhouse_cluster)
+                           if settings.clickhouse_cluster else None)
+                result = forget(ConnectSql(client, cluster), settings.database, pseudonyms,
                                 args.dry_run)
             finally:
                 client.close()

@@ -54,16 +54,24 @@ class Sql(Protocol):
 
 
 class ConnectSql:
-    """:class:`Sql` over a clickhouse-connect client (embedded or server)."""
+    """:class:`Sql` over a clickhouse-connect client (embedded or server). On a ClickHouse
+    cluster (``cluster``: :func:`ioc.infra.migrations.cluster_ddl`) deletions go ``ON CLUSTER``
+    to every shard's ``<table>_local``; reads go through the ``Distributed`` tables."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, cluster: Any = None) -> None:
         self.client = client
+        self.cluster = cluster
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.client.query(sql).result_rows]
 
     def run(self, sql: str) -> None:
-        self.client.command(sql)
+        for statement in self.cluster.transform(sql) if self.cluster else [sql]:
+            self.client.command(statement)
+
+    def table(self, name: str) -> str:
+        """The name readers use for a table found in ``system.tables``."""
+        return name.removesuffix("_local") if self.cluster else name
 
 
 class ChdbSql:
@@ -111,8 +119,9 @@ def _columns(sql: Sql, db: str) -> dict[str, set[str]]:
         f"ON t.database = c.database AND t.name = c.table WHERE c.database = {_lit(db)} "
         "AND t.engine LIKE '%MergeTree%'")
     out: dict[str, set[str]] = {}
+    named = getattr(sql, "table", str)
     for table, name in rows:
-        out.setdefault(str(table), set()).add(str(name))
+        out.setdefault(named(str(table)), set()).add(str(name))
     return out
 
 

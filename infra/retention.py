@@ -102,21 +102,41 @@ def plan(settings: Settings) -> dict[str, int | None]:
     return out
 
 
-def current_ttls(client: Any, database: str) -> dict[str, str | None]:
+def current_ttls(client: Any, database: str, cluster: bool = False) -> dict[str, str | None]:
+    """Each table's TTL expression; on a cluster, that of its ``<table>_local`` (the
+    ``Distributed`` table has none)."""
     rows = client.query("SELECT name, engine_full FROM system.tables WHERE database = "
                         f"'{database}'").result_rows
     out: dict[str, str | None] = {}
     for name, engine in rows:
+        name = str(name)
+        if cluster:
+            if not name.endswith("_local"):
+                continue
+            name = name.removesuffix("_local")
         m = _TTL.search(str(engine))
-        out[str(name)] = m.group(1).strip() if m else None
+        out[name] = m.group(1).strip() if m else None
     return out
 
 
 def apply(client: Any, settings: Settings) -> list[Retention]:
-    """Set every managed table's TTL to what the settings say (idempotent)."""
+    """Set every managed table's TTL to what the settings say (idempotent). On a ClickHouse
+    cluster the statements go ``ON CLUSTER`` to the ``<table>_local`` tables."""
     db = settings.database
     wanted = plan(settings)
-    current = current_ttls(client, db)
+    ddl = None
+    if settings.clickhouse_cluster:
+        from ioc.infra.migrations import cluster_ddl
+
+        ddl = cluster_ddl(db, settings.clickhouse_cluster)
+
+    class _Commands:
+        def command(self, sql: str) -> None:
+            for statement in ddl.transform(sql) if ddl else [sql]:
+                client.command(statement)
+
+    commands = _Commands()
+    current = current_ttls(client, db, cluster=ddl is not None)
     done = []
     for table, column in sorted(managed_tables().items()):
         if table not in current:
@@ -128,7 +148,7 @@ def apply(client: Any, settings: Settings) -> list[Retention]:
             continue
         if days is None:
             if now:
-                client.command(f"ALTER TABLE {db}.`{table}` REMOVE TTL")
+                commands.command(f"ALTER TABLE {db}.`{table}` REMOVE TTL")
             done.append(Retention(table, column, None, "removed" if now else "unchanged"))
             continue
         if ours and ours.group(1) == column and int(ours.group(2)) == days:
@@ -137,7 +157,7 @@ def apply(client: Any, settings: Settings) -> list[Retention]:
         expired = int(client.query(
             f"SELECT count() FROM {db}.`{table}` WHERE `{column}` < now() - INTERVAL {days} DAY"
         ).result_rows[0][0])
-        client.command(f"ALTER TABLE {db}.`{table}` MODIFY TTL toDateTime(`{column}`) + "
+        commands.command(f"ALTER TABLE {db}.`{table}` MODIFY TTL toDateTime(`{column}`) + "
                        f"INTERVAL {days} DAY SETTINGS mutations_sync = 2")
         done.append(Retention(table, column, days, "set", expired))
     return done

@@ -90,3 +90,32 @@ def test_forget_refuses_what_is_not_a_pseudonym(chdb_client: Any, fresh_db: str)
     for bad in (["0905111222"], ["Trần Văn Bình"], [], ["ABCDEF0123456789"]):
         with pytest.raises(ValueError, match="16 lowercase hex"):
             forget(ConnectSql(chdb_client), fresh_db, bad)
+
+
+class _Recording:
+    """Reads from real chDB; records the statements a cluster would run (chDB has no
+    ``ON CLUSTER``)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.commands = client, []  # type: ignore[var-annotated]
+
+    def query(self, sql: str) -> Any:
+        return self.client.query(sql)
+
+    def command(self, sql: str) -> None:
+        self.commands.append(sql)
+
+
+def test_on_a_cluster_deletions_go_on_cluster_to_every_shards_local_table(
+        chdb_client: Any, fresh_db: str) -> None:
+    from ioc.infra.migrations import cluster_ddl
+
+    _fill(chdb_client, fresh_db)
+    recording = _Recording(chdb_client)
+    forget(ConnectSql(recording, cluster_ddl(fresh_db, "ioc_cluster")), fresh_db, [ANH])
+    targets = sorted(c.split(" ON CLUSTER ")[0].removeprefix(f"ALTER TABLE {fresh_db}.")
+                     for c in recording.commands)
+    assert targets == ["alert_acks_local", "alert_events_local", "alerts_local",
+                       "dead_letters_local", "feedback_report_local"]
+    assert all("ON CLUSTER 'ioc_cluster'" in c and "DELETE WHERE" in c
+               for c in recording.commands)
