@@ -17,7 +17,7 @@ from test_broker_restart_e2e import FLOW, SteadyProducer
 
 from ioc.infra.kafka_cluster import LocalKafkaCluster
 
-pytestmark = pytest.mark.kafka_cluster
+pytestmark = [pytest.mark.kafka_cluster, pytest.mark.serial]
 
 
 def sink_committed(p: Pipeline) -> int:

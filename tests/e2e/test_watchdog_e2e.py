@@ -16,8 +16,11 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from helpers import find_free_port_pair
 from pipeline import Pipeline
+
+pytestmark = pytest.mark.serial  # stall timeouts: a busy neighbour would look like a stall
 
 T0 = datetime(2026, 11, 4, 1, 0, tzinfo=UTC)
 SEGMENTS = ["TK-HV-01", "QL1A-TK-01", "HA-HBT-01"]
