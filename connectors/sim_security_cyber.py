@@ -13,6 +13,10 @@ The model (approximate figures chosen for the demo, not statistics):
   public disorder, assault, drug, illegal racing (mostly at night), fire, robbery, other.
   Severity mostly minor; about 5 % critical overall (fires and robberies more often). Critical
   incidents carry casualties more often. Descriptions are Vietnamese. Keyed by area code.
+  **Scripted critical fire**: the first call anchors the simulation; 4–8 simulated minutes later
+  a critical fire with casualties breaks out in a seed-chosen area (weighted by population), so
+  the demo shows ``security.critical_incident`` firing, and resolving an hour later (the rule's
+  auto-resolve). ``episode=False`` turns it off.
 * **CyberSimulator** — mentions: about ``mention_rate_per_hour`` (150) by day and a third of
   that at night, spread over the reference topics with fixed per-topic weights; 80 % are
   province-wide (``area_code`` ""), the rest about one district. Sentiment is a clipped normal
@@ -26,7 +30,9 @@ The model (approximate figures chosen for the demo, not statistics):
   Security events on the reference government systems: ``security_event_rate_per_hour`` (4),
   severity low 60 %, medium 27 %, high 10 %, critical 3 %; intrusion attempts and
   vulnerabilities dominate; source IPs from the documentation ranges (RFC 5737), never real
-  addresses.
+  addresses. **Scripted critical event**: 8–12 simulated minutes after the anchoring call,
+  ransomware on a seed-chosen government system (critical), so the demo shows
+  ``cyber.critical_security_event`` firing and resolving; ``episode=False`` turns it off.
 
 Determinism: every draw is seeded from ``(seed, what, UTC hour)`` (the surge also from the
 anchoring call), so re-running with the same seed and times yields the same events and ids
@@ -134,7 +140,7 @@ _SECURITY_PROFILE = (0.5, 0.4, 0.3, 0.3, 0.3, 0.4, 0.6, 0.8, 0.9, 0.9, 1.0, 1.0,
 
 class SecuritySimulator(_HourlySimulator):
     def __init__(self, areas: Mapping[str, Area], seed: int = 0, *, source: str = "CA-QNA",
-                 incident_rate_per_hour: float = 3.0) -> None:
+                 incident_rate_per_hour: float = 3.0, episode: bool = True) -> None:
         super().__init__()
         local = {c: a for c, a in sorted(areas.items()) if a.level != "province"}
         if not local:
@@ -146,8 +152,36 @@ class SecuritySimulator(_HourlySimulator):
         self.source = source
         self.rate = incident_rate_per_hour
         self._weights = {c: float(max(a.population, 1)) for c, a in local.items()}
+        self.episode_enabled = episode
+        self.episode: SimEvent | None = None
+
+    def _anchor(self, ms: int) -> None:
+        if self.episode is not None or not self.episode_enabled:
+            return
+        rng = random.Random(f"{self.seed}|security-episode|{ms}")
+        at = ms + rng.randrange(4 * _MINUTE_MS, 8 * _MINUTE_MS)
+        area = _choose(rng, self._weights)
+        self.episode = SimEvent(SECURITY_INCIDENT_TOPIC, area, {
+            "event_id": f"sim-{self.seed}-sec-episode-{at}",
+            "occurred_at": from_epoch_ms(at),
+            "source": self.source,
+            "area_code": area,
+            "incident_type": "fire",
+            "severity": "critical",
+            "description": "Cháy lớn tại khu chợ, nhiều người mắc kẹt",
+            "casualties": 3,
+            "address": "",
+            "lat": None,
+            "lon": None,
+        })
+        self._cache.clear()
 
     def _hour(self, hour: int) -> list[SimEvent]:
+        scripted = [self.episode] if self.episode is not None and (
+            to_epoch_ms(self.episode.occurred_at) // _HOUR_MS == hour) else []
+        return scripted + self._random_hour(hour)
+
+    def _random_hour(self, hour: int) -> list[SimEvent]:
         rng = random.Random(f"{self.seed}|security|{hour}")
         factor = _SECURITY_PROFILE[_local_hour(hour * _HOUR_MS)]
         events = []
@@ -228,7 +262,7 @@ class CyberSimulator(_HourlySimulator):
                  source: str = "STTTT-QNA", soc_source: str = "SOC-QNA",
                  mention_rate_per_hour: float = 150.0, surge: bool = True,
                  surge_rate_per_minute: float = 6.0,
-                 security_event_rate_per_hour: float = 4.0) -> None:
+                 security_event_rate_per_hour: float = 4.0, episode: bool = True) -> None:
         super().__init__()
         if not topics or not systems:
             raise ValueError("the cyber simulator needs topics and systems")
@@ -245,8 +279,26 @@ class CyberSimulator(_HourlySimulator):
         self._topic_weights = {c: random.Random(f"weight|{c}").uniform(0.5, 1.5)
                                for c in self.topics}
         self.surge: Surge | None = None
+        self.episode_enabled = episode
+        self.episode: SimEvent | None = None
 
     def _anchor(self, ms: int) -> None:
+        if self.episode is None and self.episode_enabled and self.systems:
+            rng = random.Random(f"{self.seed}|soc-episode|{ms}")
+            at = ms + rng.randrange(8 * _MINUTE_MS, 12 * _MINUTE_MS)
+            system = rng.choice(sorted(self.systems))
+            self.episode = SimEvent(SECURITY_EVENT_TOPIC, system, {
+                "event_id": f"sim-{self.seed}-soc-episode-{at}",
+                "occurred_at": from_epoch_ms(at),
+                "source": self.soc_source,
+                "area_code": "",
+                "system": system,
+                "event_type": "malware",
+                "severity": "critical",
+                "src_ip": "",
+                "description": "Mã độc mã hóa dữ liệu (ransomware) trên máy chủ ứng dụng",
+            })
+            self._cache.clear()
         if self.surge is not None or not self.surge_enabled:
             return
         rng = random.Random(f"{self.seed}|surge|{ms}")
@@ -256,7 +308,9 @@ class CyberSimulator(_HourlySimulator):
         self._cache.clear()
 
     def _hour(self, hour: int) -> list[SimEvent]:
-        return self._mentions(hour) + self._surge(hour) + self._security_events(hour)
+        scripted = [self.episode] if self.episode is not None and (
+            to_epoch_ms(self.episode.occurred_at) // _HOUR_MS == hour) else []
+        return scripted + self._mentions(hour) + self._surge(hour) + self._security_events(hour)
 
     def _mention(self, rng: random.Random, event_id: str, ms: int, topic: str, area: str,
                  score: float) -> SimEvent:

@@ -168,6 +168,43 @@ def test_a_thirty_minute_demo_across_an_hour_boundary_raises_the_negative_share_
     assert fired[0]["value"] >= 0.5
 
 
+def test_the_demo_sees_a_critical_fire_and_a_critical_security_event_fire_and_resolve() -> None:
+    """The scripted episodes: a critical fire 4–8 minutes and ransomware 8–12 minutes after the
+    first call; each critical-incident rule fires then, and resolves an hour later."""
+    start = datetime(2026, 11, 2, 2, 35, tzinfo=UTC)
+    sec, cyb = SecuritySimulator(AREAS, seed=5, incident_rate_per_hour=0), cyber(5)
+    events = sorted(run(sec, start, 80, step_s=10) + run(cyb, start, 80, step_s=10),
+                    key=lambda e: e.occurred_at)
+    assert sec.episode is not None and cyb.episode is not None
+    fire, ransom = sec.episode.value, cyb.episode.value
+    assert (fire["incident_type"], fire["severity"]) == ("fire", "critical")
+    assert timedelta(minutes=4) <= fire["occurred_at"] - start <= timedelta(minutes=8)
+    assert (ransom["severity"], ransom["event_type"]) == ("critical", "malware")
+    assert timedelta(minutes=8) <= ransom["occurred_at"] - start <= timedelta(minutes=12)
+    assert [e.value for e in events if e.value["event_id"] == fire["event_id"]] == [fire]
+    # the same seed and anchor give the same episode; episode=False none
+    again = SecuritySimulator(AREAS, seed=5, incident_rate_per_hour=0)
+    run(again, start, 10, step_s=10)
+    assert again.episode == sec.episode
+    off = SecuritySimulator(AREAS, seed=5, incident_rate_per_hour=0, episode=False)
+    assert run(off, start, 80) == []
+    from ioc.streams.security import security_domain
+
+    ref = load_reference()
+    proc = Processor([security_domain(ref), cyber_domain(ref)], timedelta(seconds=120))
+    seen = []
+    for offset, event in enumerate(events):
+        alerts = proc.handle(event.topic, event.value, (event.topic, 0), offset).alerts
+        seen += [(a["rule"], a["status"], a["updated_at"]) for a in alerts + proc.tick().alerts
+                 if a["severity"] == "critical"]
+    assert seen == [
+        ("security.critical_incident", "firing", fire["occurred_at"]),
+        ("cyber.critical_security_event", "firing", ransom["occurred_at"]),
+        ("security.critical_incident", "resolved", fire["occurred_at"] + timedelta(hours=1)),
+        ("cyber.critical_security_event", "resolved",
+         ransom["occurred_at"] + timedelta(hours=1))]
+
+
 # --- semantic checks -----------------------------------------------------------------------
 
 
