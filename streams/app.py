@@ -163,8 +163,15 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     logical = {settings.topic(t): t for t in processor.topics}
     source = app.topic(*logical.keys(), value_serializer="raw", key_serializer="raw")
     held: dict[Position, EventT] = {}
-    app.ioc_in_flight = lambda tp, offset: (  # type: ignore[attr-defined]
-        ((logical.get(tp.topic, tp.topic), tp.partition), offset) in held)
+    # Positions still held when their partition was revoked: Faust's commit handler may run for
+    # the partition until the new assignment arrives, and must not commit past them either.
+    handed_over: set[Position] = set()
+
+    def in_flight(tp: Any, offset: int) -> bool:
+        pos = ((logical.get(tp.topic, tp.topic), tp.partition), offset)
+        return pos in held or pos in handed_over
+
+    app.ioc_in_flight = in_flight  # type: ignore[attr-defined]
     owned: set[Any] = set()  # Faust TPs assigned to this worker now (see on_assigned)
     guarded: set[TP] = set()  # partitions whose replay guard was looked up since assignment
     streams: list[Any] = []
@@ -381,6 +388,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
             written.pop(tp, None)
         for pos in [p for p in held if p[0] in tps]:
             del held[pos]
+            handed_over.add(pos)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types want positional-only
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
@@ -394,6 +402,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs.get("assigned", set())
+        handed_over.clear()  # the partitions revoked before are no longer committed here
         owned.clear()
         owned.update(assigned)
         # Anything still known about a partition not assigned now is stale: drop it too.
