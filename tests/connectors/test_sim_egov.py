@@ -260,5 +260,5 @@ def test_partitions_read_one_after_another_behind_live_data_publish_the_same_day
                 for a in records if a["rule"] == "egov.on_time_rate_low"]
 
     assert episodes(alerts) == episodes(in_order_alerts)
-    assert [e[1] for e in episodes(alerts)][0] == "firing"
-    assert [e[1] for e in episodes(alerts)][-1] == "resolved"
+    statuses = [e[1] for e in episodes(alerts)]
+    assert statuses[0] == "firing" and statuses[-1] == "resolved"
