@@ -32,6 +32,11 @@ The model, kept simple enough to read in one sitting:
   rainy season, landslides only on slow non-urban roads), severity mostly ``minor``, rarely
   ``critical``; the description is Vietnamese. Keyed by area code, located by ``segment_id``;
   no coordinates.
+* **Scripted critical accident** — so that a short demo always shows ``traffic.critical_incident``
+  fire and (an hour later, by itself) resolve, the first call also schedules a critical
+  accident 3–8 minutes later on a seed-chosen national or urban segment (any segment if there is
+  none), which jams that segment like any critical accident (none when ``incident_rate_per_hour``
+  is 0, or with ``scripted_accident=False``).
 
 Determinism and idempotence: every random draw is seeded from ``(seed, what, where, when)``, so
 a reading depends only on the seed, the segment and its time (plus the opening episode, anchored
@@ -235,7 +240,8 @@ class TrafficSimulator:
     def __init__(self, segments: Mapping[str, RoadSegment], *, seed: int = 0,
                  source: str = "SGTVT-QNA", interval_s: float = 60.0,
                  incident_rate_per_hour: float = 0.5,
-                 congestion_episode_rate_per_hour: float = 1.0) -> None:
+                 congestion_episode_rate_per_hour: float = 1.0,
+                 scripted_accident: bool = True) -> None:
         if not segments:
             raise ValueError("the simulator needs at least one road segment")
         if interval_s <= 0:
@@ -251,6 +257,9 @@ class TrafficSimulator:
         self.congestion_episode_rate_per_hour = float(congestion_episode_rate_per_hour)
         self._origin_ms: int | None = None
         self._opening: CongestionEpisode | None = None
+        self.scripted_accident = scripted_accident and self.incident_rate_per_hour > 0
+        self.accident: SimEvent | None = None
+        """The scripted critical accident, set at the first call (see the module docstring)."""
         self._bucket_cache: dict[int, tuple[list[SimEvent], list[CongestionEpisode]]] = {}
 
     # -- anchoring ---------------------------------------------------------------------------
@@ -264,6 +273,15 @@ class TrafficSimulator:
         if self._origin_ms is not None:
             return
         self._origin_ms = ms
+        self._bucket_cache.clear()
+        if self.scripted_accident:
+            rng = random.Random(f"{self.seed}|accident|{ms}")
+            at = ms + rng.randrange(3 * _MINUTE_MS, 8 * _MINUTE_MS)
+            main = [k for k, s in self.segments.items() if s.road_class in ("national", "urban")]
+            seg = self.segments[rng.choice(main or self._ids)]
+            inc = self._incident(rng, seg, at, f"sim-{self.seed}-inc-{seg.segment_id}-{at}",
+                                 kind="accident", severity="critical")
+            self.accident = inc
         if self.congestion_episode_rate_per_hour <= 0:
             return
         rng = random.Random(f"{self.seed}|opening|{ms}")
@@ -283,6 +301,9 @@ class TrafficSimulator:
         if cached is not None:
             return cached
         incidents = self._incidents_in_hour(hour)
+        if self.accident is not None and to_epoch_ms(self.accident.occurred_at) // _HOUR_MS == hour:
+            incidents = sorted([*incidents, self.accident],
+                               key=lambda e: (e.value["occurred_at"], e.value["event_id"]))
         episodes = self._random_episodes_in_hour(hour)
         for inc in incidents:
             v = inc.value
@@ -331,8 +352,8 @@ class TrafficSimulator:
         out.sort(key=lambda e: (e.value["occurred_at"], e.value["event_id"]))
         return out
 
-    def _incident(self, rng: random.Random, seg: RoadSegment, ms: int,
-                  event_id: str) -> SimEvent:
+    def _incident(self, rng: random.Random, seg: RoadSegment, ms: int, event_id: str, *,
+                  kind: str | None = None, severity: str | None = None) -> SimEvent:
         at = from_epoch_ms(ms)
         month = at.astimezone(LOCAL_TZ).month
         weights = {k: w for k, (w, _, _) in _INCIDENT_TYPES.items()}
@@ -340,9 +361,9 @@ class TrafficSimulator:
             weights["flooding"] *= 3
         if seg.road_class in ("urban", "expressway") or seg.free_flow_kmh > 50:
             weights["landslide"] = 0.0  # slopes: slow mountain and hill roads only
-        kind = _weighted(rng, weights)
+        kind = kind or _weighted(rng, weights)
         _, sev_p, texts = _INCIDENT_TYPES[kind]
-        severity = _weighted(rng, dict(zip(_SEVERITIES, sev_p, strict=True)))
+        severity = severity or _weighted(rng, dict(zip(_SEVERITIES, sev_p, strict=True)))
         text = rng.choice(texts)
         if severity == "critical":
             text += _CRITICAL_SUFFIX.get(kind, ", giao thông bị chặn hoàn toàn")

@@ -357,6 +357,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         state.heartbeat = time.monotonic()
         if not streams:
             return
+        tell_progress()
         step = processor.tick()
         now = time.monotonic()
         if now - last_flush[0] >= flush_interval:
@@ -370,6 +371,12 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         metrics.open_windows.set(processor.engine.open_windows)
         metrics.held_events.set(processor.engine.held_events)
         update_lag()
+
+    def tell_progress() -> None:
+        """Rules that close days or windows over several partitions wait for every assigned
+        partition that still has unread messages (see :class:`ioc.streams.domain.Progress`)."""
+        processor.set_unread({(logical.get(tp.topic, tp.topic), tp.partition): lag
+                              for tp, lag in partition_lags(app, state).items()})
 
     def update_lag() -> None:
         lags = partition_lags(app, state)
@@ -439,6 +446,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
 
     async def flush_all() -> None:
         """Publish every pending window's current value (used before an idle exit)."""
+        tell_progress()
         step = processor.tick()
         step.kpis.extend(processor.flush())
         await publish(step)

@@ -16,6 +16,17 @@ from typing import Any, Protocol
 from ioc.streams.engine import TP, KpiEngine, KpiFamily, Position, Window
 
 
+class Progress:
+    """What the worker knows of its assigned partitions, shared by every rule (read-only to
+    them): ``unread`` maps each assigned partition to the number of its messages not yet
+    handled (``None`` while its end is not known yet), as of the last tick. It is ``None`` when
+    the caller does not know its assignment (pure tests that drive the processor event by
+    event); rules then fall back to what the events alone tell."""
+
+    def __init__(self) -> None:
+        self.unread: dict[TP, int | None] | None = None
+
+
 class Holds:
     """Source positions one rule keeps un-acknowledged because its state is built from them.
 
@@ -27,11 +38,13 @@ class Holds:
     events are held for long declare a matching retention (:attr:`Domain.retention`).
     """
 
-    def __init__(self, engine: KpiEngine, released: list[Position]) -> None:
+    def __init__(self, engine: KpiEngine, released: list[Position],
+                 progress: Progress | None = None) -> None:
         self._engine = engine
         self._released = released
         self._by_key: dict[str, list[Position]] = {}
         self.current: Position | None = None
+        self.progress = progress if progress is not None else Progress()
 
     def hold(self, key: str) -> None:
         """Hold the event being handled (inside ``on_event``) under ``key``."""

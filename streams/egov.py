@@ -33,10 +33,15 @@ end of a local day D, window_start = window_end − 30 days; area_code = the age
   sample_count = those dossiers.
 
   Each is emitted with ``is_final`` = true once per local day when that day *closes* for the
-  rule: every partition of the dossier topic that it has seen has a watermark past the day's end
-  plus :data:`LATENESS` (a partition more than :data:`QUIET` behind the newest data no longer
-  holds the day back), and not before :data:`SETTLE` (5 s of wall-clock time) after the
-  worker's first dossier event, so that every assigned partition has been seen. Between closes
+  rule: every partition of the dossier topic assigned to the worker has a watermark past the
+  day's end plus :data:`LATENESS`, or has been read to its end (no unread messages at the last
+  tick, as the worker tells through :class:`~ioc.streams.domain.Progress`) and is empty or more
+  than :data:`QUIET` behind the timer clock; a partition still being read (a replay, a backfill
+  behind a busy worker, one whose first fetch has not come yet) always holds the day back,
+  however far other topics have moved the timer clock. Not before :data:`SETTLE` (5 s of
+  wall-clock time) after the worker's first dossier event either. Without partition progress
+  (tests driving the processor event by event) the partitions seen stand for the assigned ones
+  and a partition more than :data:`QUIET` behind the timer clock is quiet. Between closes
   the current day's value is published provisionally (``is_final`` = false) whenever it
   changes, at most once per tick. A 30-day value is only published once the rule has seen its
   whole window (see *State and exactness*): a fresh deployment gets its first ``30d`` values
@@ -478,7 +483,23 @@ class DossierRule(BaseRule):
         limit = end + self.lateness
         if now < limit:
             return False
-        return all(wm >= limit or wm < now - self.quiet for wm in self.tp_watermark.values())
+        unread = self.holds.progress.unread
+        if unread is None:  # no assignment known (pure tests): the partitions seen
+            return all(wm >= limit or wm < now - self.quiet
+                       for wm in self.tp_watermark.values())
+        mine = {tp: left for tp, left in unread.items() if tp[0] == DOSSIER_TOPIC}
+        if not mine:
+            return False  # the topic is not assigned (yet): nothing is known complete
+        for tp, left in mine.items():
+            wm = self.tp_watermark.get(tp)
+            if wm is not None and wm >= limit:
+                continue
+            # Behind the day's end: only a partition read to its end may be quiet (or empty);
+            # one still being read (a replay, a busy worker) holds the day back whatever the
+            # timer clock says — other topics' live data moves that clock, not this partition.
+            if left is None or left > 0 or (wm is not None and wm >= now - self.quiet):
+                return False
+        return True
 
     def _kpi(self, kpi: str, agency: str, end: datetime, value: float, n: int,
              now: datetime, final: bool) -> Record:

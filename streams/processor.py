@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ioc.infra.reference import Area, RoadSegment
-from ioc.streams.domain import Domain, Holds, Record, Rule
+from ioc.streams.domain import Domain, Holds, Progress, Record, Rule
 from ioc.streams.engine import TP, KpiEngine, Outcome, Position
 
 
@@ -45,8 +45,9 @@ class Processor:
         self.rules: list[Rule] = [r for d in self.domains for r in d.rules]
         self._released: list[Position] = []
         self.holds: dict[int, Holds] = {}
+        self.progress = Progress()
         for rule in self.rules:
-            holds = Holds(self.engine, self._released)
+            holds = Holds(self.engine, self._released, self.progress)
             self.holds[id(rule)] = holds
             rule.bind(holds)
         self._rules_by_topic: dict[str, list[Rule]] = {}
@@ -105,6 +106,12 @@ class Processor:
         if self._timer_now is None or candidate > self._timer_now:
             self._timer_now = candidate
         return self._timer_now
+
+    def set_unread(self, unread: Mapping[TP, int | None]) -> None:
+        """The worker's assigned partitions and how many of their messages it has not handled
+        yet (``None``: end not known yet); called before each tick (see
+        :class:`~ioc.streams.domain.Progress`)."""
+        self.progress.unread = dict(unread)
 
     def tick(self) -> Step:
         adv = self.engine.advance()

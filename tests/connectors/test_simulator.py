@@ -337,3 +337,39 @@ def test_committed_sample_is_what_the_simulator_produces(schemas, tmp_path):
         record = json.loads(line)
         record["occurred_at"] = datetime.fromisoformat(record["occurred_at"])
         assert validate(record, schemas[FLOW_TOPIC], raise_errors=True)
+
+
+def test_the_demo_sees_a_scripted_critical_accident_fire_and_resolve(segments):
+    """The scripted accident 3–8 minutes after the first call: ``traffic.critical_incident``
+    fires then and resolves by itself an hour later, inside the demo's 75 simulated minutes;
+    its segment jams."""
+    from ioc.infra.reference import load_reference
+    from ioc.streams.processor import TrafficProcessor
+
+    start = datetime(2026, 11, 2, 2, 35, tzinfo=UTC)
+    sim = TrafficSimulator(segments, seed=5)
+    events = list(sim.stream(start, rate=1, duration_s=75 * 60))
+    assert sim.accident is not None
+    acc = sim.accident.value
+    assert (acc["incident_type"], acc["severity"]) == ("accident", "critical")
+    assert timedelta(minutes=3) <= acc["occurred_at"] - start < timedelta(minutes=8)
+    assert segments[acc["segment_id"]].road_class in ("national", "urban")
+    assert [e.value for e in events if e.value["event_id"] == acc["event_id"]] == [acc]
+    assert any(e.cause == acc["event_id"] and e.segment_id == acc["segment_id"]
+               for e in sim.episodes_between(start, start + timedelta(hours=2)))
+    # the same seed and anchor give the same accident; none when disabled or without incidents
+    again = TrafficSimulator(segments, seed=5)
+    list(again.stream(start, rate=1, duration_s=60))
+    assert again.accident == sim.accident
+    for off in (TrafficSimulator(segments, seed=5, scripted_accident=False),
+                TrafficSimulator(segments, seed=5, incident_rate_per_hour=0)):
+        assert [e for e in off.stream(start, rate=1, duration_s=75 * 60)
+                if e.topic == INCIDENT_TOPIC and e.value["severity"] == "critical"] == []
+    proc = TrafficProcessor(segments, load_reference().areas)
+    seen = []
+    for offset, event in enumerate(events):
+        step = proc.handle(event.topic, event.value, (event.topic, 0), offset)
+        seen += [(a["status"], a["updated_at"], a["entity"]) for a in step.alerts
+                 + proc.tick().alerts if a["rule"] == "traffic.critical_incident"]
+    assert seen == [("firing", acc["occurred_at"], acc["segment_id"]),
+                    ("resolved", acc["occurred_at"] + timedelta(hours=1), acc["segment_id"])]
