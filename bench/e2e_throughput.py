@@ -524,6 +524,7 @@ class E2EResult:
     seconds: float
     first_group_seconds: float
     raw_rows_at_ready: int
+    output_records: int = 0  # KPI and alert records the worker wrote (the sink stored them)
     cpu: dict[str, float] = field(default_factory=dict)
     machine_busy: float = 0.0
     checks: dict[str, Any] = field(default_factory=dict)
@@ -594,8 +595,8 @@ def run_e2e(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: Data
         run.cpu["broker"] = process_cpu(broker_pid) - broker0
     t0 = run.started
     raw_times = [watch.reached(name, raw_end[t]) for t, name in raw.items()]
-    out_times = [watch.reached(kpi, end_offsets(admin, kpi, partitions)),
-                 watch.reached(alert, end_offsets(admin, alert, partitions))]
+    out_ends = {name: end_offsets(admin, name, partitions) for name in (kpi, alert)}
+    out_times = [watch.reached(name, ends) for name, ends in out_ends.items()]
     if None in raw_times or None in out_times or not watch.all_ready():
         raise BenchError(f"the watch missed the run: raw={raw_times} kpi/alerts={out_times} "
                          f"ready={watch.ready}")
@@ -622,6 +623,7 @@ def run_e2e(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: Data
         first_group_seconds=done - min(sink_ready, worker_ready)
         - (IDLE_S if idle_flush and kpi_done >= raw_done else 0.0),
         raw_rows_at_ready=at_ready, cpu=dict(run.cpu),
+        output_records=sum(sum(ends.values()) for ends in out_ends.values()),
         machine_busy=(busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1))
     result.checks = verify_e2e(env, data)
     return result
@@ -1197,8 +1199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"  start-up: sink group assigned at {e2e.sink_ready_s:.2f} s, worker group at "
                 f"{e2e.worker_ready_s:.2f} s ({e2e.raw_rows_at_ready} raw rows already stored "
                 "by then)")
-            say(f"  all {n} raw rows committed in ClickHouse at {e2e.raw_done_s:.2f} s; all KPI "
-                f"and alert rows at {e2e.kpi_done_s:.2f} s"
+            say(f"  all {n} raw rows committed in ClickHouse at {e2e.raw_done_s:.2f} s; all "
+                f"{e2e.output_records} KPI and alert records at {e2e.kpi_done_s:.2f} s"
                 + (f" (last ones from the flush after the {IDLE_S:g} s idle wait)"
                    if e2e.kpi_last_from_idle_flush else ""))
             last_row = max(e2e.raw_done_s, e2e.kpi_done_s)
@@ -1212,6 +1214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(e2e.cpu.items()))
                     + f"; all CPUs {100 * e2e.machine_busy:.0f} % busy during the run")
             c = e2e.checks
+            cost = cpu_costs(e2e.cpu, n, n + e2e.output_records)
+            if cost:
+                say("  CPU cost (does not depend on how busy the machine was): " + "; ".join(
+                    f"{name} {ms:.3f} ms per {unit} = {1000 / ms:,.0f} {unit}s/s per core"
+                    for name, (ms, unit) in cost.items()))
             kpi_line = ", ".join(f"{k['kpi']}[{k['window']}] {k['rows']}" for k in
                                  c["kpi_series"] if str(k["kpi"]).startswith("traffic."))
             say(f"  ClickHouse: raw tables FINAL {c['raw_rows']} rows ({c['raw_ids']} ids), "
@@ -1287,6 +1294,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.keep:
             say(f"data kept in {data_dir}")
     return 0
+
+
+def cpu_costs(cpu: dict[str, float], events: int, rows: int) -> dict[str, tuple[float, str]]:
+    """CPU milliseconds per event of the worker and the broker, and per stored row (raw + KPI
+    + alert rows) of the sink, from a run's CPU seconds."""
+    out: dict[str, tuple[float, str]] = {}
+    if cpu.get("worker"):
+        out["worker"] = (1000 * cpu["worker"] / events, "event")
+    if cpu.get("sink"):
+        out["sink"] = (1000 * cpu["sink"] / rows, "row")
+    if cpu.get("broker"):
+        out["broker"] = (1000 * cpu["broker"] / events, "event")
+    return out
 
 
 def load_average() -> str:

@@ -55,6 +55,7 @@ from e2e_throughput import (
     GroupWatch,
     IocRun,
     broker,
+    cpu_costs,
     end_offsets,
     free_port_pair,
     generate,
@@ -97,7 +98,7 @@ class ScaleResult:
     raw_s: float           # … → every raw row committed by the sink
     e2e_s: float           # … → every raw, KPI and alert row committed
     read_per_worker: list[float]
-    kpi_rows: int
+    output_records: int    # KPI and alert records written (and stored)
     cpu: dict[str, float] = field(default_factory=dict)
     machine_busy: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -209,7 +210,7 @@ def run_scale(bootstrap: str, k: int, partitions: int, data: DataSet, data_dir: 
     result = ScaleResult(
         workers=k, n=n, produce_s=produce_s, read_s=read_at - t0, raw_s=raw_at - t0,
         e2e_s=max(raw_at, out_at, read_at) - t0, read_per_worker=per_worker,
-        kpi_rows=sum(out_ends[kpi].values()), cpu=cpu,
+        output_records=sum(sum(e.values()) for e in out_ends.values()), cpu=cpu,
         machine_busy=(busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1))
     total_read = sum(v for v in final if v is not None)
     if total_read != n:
@@ -288,12 +289,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "events/s (per process: "
                     + ", ".join(f"{v:.0f}" for v in r.read_per_worker) + ")")
                 say(f"  sink: every raw row committed at {r.raw_s:.2f} s = "
-                    f"{n / r.raw_s:,.0f} rows/s; {r.kpi_rows} KPI records")
+                    f"{n / r.raw_s:,.0f} rows/s; {r.output_records} KPI and alert records")
                 say(f"  e2e: every raw, KPI and alert row committed at {r.e2e_s:.2f} s = "
                     f"{n / r.e2e_s:,.0f} events/s")
                 say("  CPU seconds: " + ", ".join(f"{name} {v:.1f}" for name, v in
                                                   sorted(r.cpu.items()))
                     + f"; all CPUs {100 * r.machine_busy:.0f} % busy")
+                worker_cpu = sum(v for name, v in r.cpu.items()
+                                 if name.startswith("worker") and "waiting" not in name)
+                cost = cpu_costs({**r.cpu, "worker": worker_cpu}, n, n + r.output_records)
+                say("  CPU cost: " + "; ".join(
+                    f"{name} {ms:.3f} ms per {unit} = {1000 / ms:,.0f} {unit}s/s per core"
+                    for name, (ms, unit) in cost.items()))
                 for note in r.notes:
                     say(f"  note: {note}")
                 if r.problems:
