@@ -55,6 +55,7 @@ from e2e_throughput import (
     GroupWatch,
     IocRun,
     broker,
+    broker_idle_rate,
     cpu_costs,
     end_offsets,
     free_port_pair,
@@ -124,7 +125,9 @@ def run_scale(bootstrap: str, k: int, partitions: int, data: DataSet, data_dir: 
     runs: list[IocRun] = []
     watch = GroupWatch(bootstrap, sink_group, [sink_group, worker_group], WATCH_INTERVAL_S,
                        members={worker_group: k})
+    idle_rate = broker_idle_rate(broker_pid)
     busy0, broker0 = machine_cpu(), process_cpu(broker_pid)
+    started = time.time()
     try:
         for i, port in enumerate(ports):
             penv = dict(env, IOC_METRICS_PORT=str(port))
@@ -207,6 +210,7 @@ def run_scale(bootstrap: str, k: int, partitions: int, data: DataSet, data_dir: 
             cpu[name if i == 0 else name.replace("worker", f"worker {i + 1}", 1)] = secs
     if broker_pid is not None:
         cpu["broker"] = process_cpu(broker_pid) - broker0
+        cpu["broker net of idle"] = cpu["broker"] - idle_rate * (time.time() - started)
     result = ScaleResult(
         workers=k, n=n, produce_s=produce_s, read_s=read_at - t0, raw_s=raw_at - t0,
         e2e_s=max(raw_at, out_at, read_at) - t0, read_per_worker=per_worker,
