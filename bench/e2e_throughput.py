@@ -660,6 +660,8 @@ def verify_e2e(env: dict[str, str], data: DataSet) -> dict[str, Any]:
     extra = ioc_sql(env, "SELECT (SELECT count() FROM ioc.dead_letters) AS dead_letters, "
                          "(SELECT count() FROM ioc.kpi) AS kpi_rows_unmerged, "
                          "(SELECT count() FROM ioc.alerts FINAL) AS alerts")[0]
+    parts = ioc_sql(env, "SELECT table, sum(rows) AS rows, sum(data_compressed_bytes) AS bytes "
+                         "FROM system.parts WHERE active AND database = 'ioc' GROUP BY table")
     by = {(k["kpi"], k["window"]): k for k in kpis}
     kpi_rows_by_domain: dict[str, int] = {}
     for k in kpis:
@@ -674,6 +676,7 @@ def verify_e2e(env: dict[str, str], data: DataSet) -> dict[str, Any]:
         "alerts_by_rule": {a["rule"]: int(a["alerts"]) for a in alerts},
         "dead_letters": int(extra["dead_letters"]), "alerts": int(extra["alerts"]),
         "kpi_rows_inserted": int(extra["kpi_rows_unmerged"]),
+        "storage": {str(r["table"]): (int(r["rows"]), int(r["bytes"])) for r in parts},
     }
     problems = []
     for topic, expected in counts.items():
@@ -1237,6 +1240,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{c['raw_vehicles']} vehicles; traffic kpi FINAL: {kpi_line}; "
                 f"{c['kpi_rows_inserted']} rows in ioc.kpi before FINAL; {c['alerts']} alert "
                 f"rows; {c['dead_letters']} dead letters")
+            raw_tables = {raw_table(t) for t in data.counts}
+            raw_store = [v for t, v in c["storage"].items() if t in raw_tables]
+            kpi_store = c["storage"].get("kpi", (0, 0))
+            if raw_store and kpi_store[0]:
+                raw_rows_, raw_bytes = map(sum, zip(*raw_store, strict=True))
+                say(f"  ClickHouse storage (compressed, active parts): raw tables "
+                    f"{raw_bytes / max(raw_rows_, 1):.1f} B/row ({raw_bytes / 1e6:.1f} MB), kpi "
+                    f"{kpi_store[1] / kpi_store[0]:.1f} B/row ({kpi_store[0]} rows before merges "
+                    "collapse them)")
             say("  KPI rows (FINAL) by subsystem: " + ", ".join(
                 f"{d} {r}" for d, r in sorted(c["kpi_rows_by_domain"].items())))
             if c["alerts_by_rule"]:

@@ -292,6 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say(f"  workers read all {n} events at {r.read_s:.2f} s = {n / r.read_s:,.0f} "
                     "events/s (per process: "
                     + ", ".join(f"{v:.0f}" for v in r.read_per_worker) + ")")
+                if k > 1:
+                    say(f"  split by partition keys: the busiest process read "
+                        f"{100 * max(r.read_per_worker) / n:.0f} % of the events, so {k} workers "
+                        f"can be at most {n / max(r.read_per_worker):.2f}× as fast as one, even "
+                        "with a core each")
                 say(f"  sink: every raw row committed at {r.raw_s:.2f} s = "
                     f"{n / r.raw_s:,.0f} rows/s; {r.output_records} KPI and alert records")
                 say(f"  e2e: every raw, KPI and alert row committed at {r.e2e_s:.2f} s = "
