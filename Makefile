@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint venv clean dashboards bench
+.PHONY: demo test lint venv clean dashboards bench bench-scaling
 
 $(BIN)/ioc: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,13 @@ lint: venv
 dashboards: venv
 	$(BIN)/ioc dashboards build
 
+# Benchmarks (bench/README.md): end to end on a mix of every subsystem (--mix traffic for the
+# traffic-only run), and 1 vs 2 worker processes in one group.
 bench: venv
 	$(BIN)/python bench/e2e_throughput.py $(BENCH_ARGS)
+
+bench-scaling: venv
+	$(BIN)/python bench/scaling.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

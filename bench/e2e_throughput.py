@@ -42,7 +42,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -61,13 +63,16 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from ioc.connectors.producer import EventProducer, make_producer, producer_config
+from ioc.connectors.sim_mix import domain_of, mixed_events, stride_sample, weekday_window
 from ioc.connectors.simulator import FLOW_TOPIC, TrafficSimulator
+from ioc.connectors.sink import raw_table
 from ioc.infra import reference
 from ioc.infra.runtime import ensure_topics
 from ioc.infra.settings import Settings
 from ioc.schemas.serde import Serde
 
 KPI_TOPIC = "ioc.kpi.v1"
+ALERT_TOPIC = "ioc.alert.v1"
 IDLE_S = 2.0                 # --exit-when-idle of the e2e run
 CEILING_BATCH = 20_000       # rows per insert in the ceiling loop (the sink's max_batch)
 WATCH_INTERVAL_S = 0.1       # broker polling while timing the e2e run (~4 % of a core)
@@ -87,12 +92,32 @@ def say(line: str) -> None:
 
 @dataclass
 class DataSet:
+    """Events encoded once (single-object Avro), in the order they are produced: the same key and
+    bytes go to every topic set of a run."""
+
+    mix: str
+    topics: list[str]            # logical topic of each event
     keys: list[bytes]
     values: list[bytes]
     records: list[dict[str, Any]]
-    vehicles: int
+    vehicles: int                # vehicle total of the flow readings
     first: datetime
     last: datetime
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Events per logical topic, largest first."""
+        return dict(Counter(self.topics).most_common())
+
+    @property
+    def flow_events(self) -> int:
+        return self.counts.get(FLOW_TOPIC, 0)
+
+    def by_domain(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for topic, count in self.counts.items():
+            out[domain_of(topic)] = out.get(domain_of(topic), 0) + count
+        return out
 
 
 def generate(n: int, interval_s: float, seed: int) -> DataSet:
@@ -118,11 +143,33 @@ def generate(n: int, interval_s: float, seed: int) -> DataSet:
             break
     if len(values) < n:
         raise BenchError(f"simulator produced only {len(values)} flow events")
-    return DataSet(keys, values, records, sum(r["vehicle_count"] for r in records),
+    return DataSet("traffic", [FLOW_TOPIC] * n, keys, values, records,
+                   sum(r["vehicle_count"] for r in records),
                    records[0]["occurred_at"], records[-1]["occurred_at"])
 
 
-def produce_backlog(bootstrap: str, topic: str, data: DataSet) -> float:
+def generate_mix(hours: float, interval_s: float, seed: int,
+                 now: datetime | None = None) -> DataSet:
+    """Every subsystem's events over ``hours`` of the latest complete working day, at the
+    simulators' own rates (traffic: each segment every ``interval_s``); see
+    :mod:`ioc.connectors.sim_mix` for the model and the proportions of a whole day."""
+    start, end = weekday_window(now or datetime.now(UTC), hours)
+    events = mixed_events(reference.load_reference(), start, end, seed=seed,
+                          interval_s=interval_s)
+    if not events:
+        raise BenchError("the simulators produced no events")
+    serde = Serde()
+    values = [serde.encode(ev.topic, ev.value) for ev in events]
+    records = [ev.value for ev in events]
+    ids = {(ev.topic, ev.value["event_id"]) for ev in events}
+    if len(ids) != len(events):
+        raise BenchError(f"the mix repeats {len(events) - len(ids)} event ids")
+    vehicles = sum(ev.value["vehicle_count"] for ev in events if ev.topic == FLOW_TOPIC)
+    return DataSet("all", [ev.topic for ev in events], [ev.key for ev in events], values,
+                   records, vehicles, records[0]["occurred_at"], records[-1]["occurred_at"])
+
+
+def produce_backlog(bootstrap: str, topic_name: Callable[[str], str], data: DataSet) -> float:
     """Send the pre-encoded events (same key, same bytes) with the platform's producer config."""
     producer = Producer(producer_config(bootstrap))
     failed: list[str] = []
@@ -131,19 +178,20 @@ def produce_backlog(bootstrap: str, topic: str, data: DataSet) -> float:
         if err is not None:
             failed.append(str(err))
 
+    names = {t: topic_name(t) for t in set(data.topics)}
     started = time.perf_counter()
-    for key, value in zip(data.keys, data.values, strict=True):
+    for topic, key, value in zip(data.topics, data.keys, data.values, strict=True):
         while True:
             try:
-                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+                producer.produce(names[topic], key=key, value=value, on_delivery=on_delivery)
                 break
             except BufferError:
                 producer.poll(0.05)
         producer.poll(0)
     if producer.flush(120):
-        raise BenchError(f"{topic}: not every event was confirmed by the broker")
+        raise BenchError("not every event was confirmed by the broker")
     if failed:
-        raise BenchError(f"{topic}: {len(failed)} events failed, e.g. {failed[0]}")
+        raise BenchError(f"{len(failed)} events failed, e.g. {failed[0]}")
     return time.perf_counter() - started
 
 
@@ -157,36 +205,50 @@ def end_offsets(admin: AdminClient, topic: str, partitions: int) -> dict[int, in
 
 # -- the ceiling: a plain consume → decode → bulk-insert loop (child process) --------------------
 
-def ceiling_child(bootstrap: str, topic: str, partitions: int, clickhouse_url: str, n: int,
-                  out: Any) -> None:
+def ceiling_child(bootstrap: str, prefix: str, topics: list[str], partitions: int,
+                  clickhouse_url: str, n: int, out: Any) -> None:
     try:
-        out.put(("ok", _ceiling(bootstrap, topic, partitions, clickhouse_url, n)))
+        out.put(("ok", _ceiling(bootstrap, prefix, topics, partitions, clickhouse_url, n)))
     except Exception as exc:
         out.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def _ceiling(bootstrap: str, topic: str, partitions: int, clickhouse_url: str,
-             n: int) -> dict[str, Any]:
+def _ceiling(bootstrap: str, prefix: str, topics: list[str], partitions: int,
+             clickhouse_url: str, n: int) -> dict[str, Any]:
+    """Consume every raw topic of the data set, decode, build the sink's rows (same columns, in
+    the sink's order), insert each table's rows in batches of ~``CEILING_BATCH``."""
     from ioc.connectors.clickhouse import connect
     from ioc.connectors.sink import _META, default_mappings
     from ioc.infra.runtime import setup_clickhouse
 
-    settings = Settings(clickhouse_url=clickhouse_url)
+    settings = Settings(clickhouse_url=clickhouse_url, topic_prefix=prefix)
     setup_clickhouse(settings)
     client = connect(settings.clickhouse)
     serde = Serde()
-    mapping = next(m for m in default_mappings(serde) if m.topic == FLOW_TOPIC)
-    columns = mapping.columns + _META  # exactly the sink's columns, in the sink's order
-    table = f"{settings.database}.{mapping.table}"
+    mappings = {m.topic: m for m in default_mappings(serde) if m.topic in topics}
+    logical = {settings.topic(t): t for t in topics}
     consumer = Consumer({"bootstrap.servers": bootstrap,
                          "group.id": f"bench-ceiling-{uuid.uuid4()}",
                          "enable.auto.commit": False, "enable.partition.eof": False,
                          "auto.offset.reset": "earliest", "fetch.min.bytes": 1})
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING)
+                     for name in logical for p in range(partitions)])
     t_consume = t_decode = t_insert = 0.0
-    rows: list[list[Any]] = []
-    done = inserts = 0
+    pending: dict[str, list[list[Any]]] = {t: [] for t in topics}
+    read = done = inserts = 0
     started = time.perf_counter()
+
+    def insert(topic: str) -> None:
+        nonlocal done, inserts
+        rows, m = pending[topic], mappings[topic]
+        first, last = rows[0], rows[-1]
+        token = f"ceiling:{topic}:{first[-3]}:{first[-2]}-{last[-3]}:{last[-2]}"
+        client.insert(f"{settings.database}.{m.table}", rows, column_names=m.columns + _META,
+                      settings={"insert_deduplication_token": token})
+        done += len(rows)
+        inserts += 1
+        pending[topic] = []
+
     try:
         while done < n:
             t = time.perf_counter()
@@ -197,38 +259,42 @@ def _ceiling(bootstrap: str, topic: str, partitions: int, clickhouse_url: str,
             for msg in msgs:
                 if msg.error():
                     continue
-                record = serde.decode(FLOW_TOPIC, msg.value())
-                rows.append([record.get(c) for c in mapping.columns]
-                            + [mapping.topic, msg.partition(), msg.offset(), now])
+                topic = logical[msg.topic()]
+                m = mappings[topic]
+                record = serde.decode(topic, msg.value())
+                pending[topic].append([record.get(c) for c in m.columns]
+                                      + [topic, msg.partition(), msg.offset(), now])
+                read += 1
             t3 = time.perf_counter()
             t_decode += t3 - t2
-            if rows and (len(rows) >= CEILING_BATCH or done + len(rows) >= n):
-                first, last = rows[0], rows[-1]
-                token = f"ceiling:{first[-3]}:{first[-2]}-{last[-3]}:{last[-2]}"
-                client.insert(table, rows, column_names=columns,
-                              settings={"insert_deduplication_token": token})
-                done += len(rows)
-                inserts += 1
-                rows = []
-                t_insert += time.perf_counter() - t3
+            for topic, rows in pending.items():
+                if rows and (len(rows) >= CEILING_BATCH or read >= n):
+                    insert(topic)
+            t_insert += time.perf_counter() - t3
             if time.perf_counter() - started > 600:
                 raise BenchError(f"ceiling: only {done} of {n} rows after 600 s")
         elapsed = time.perf_counter() - started
-        stored = client.query(f"SELECT count(), sum(vehicle_count) FROM {table}").result_rows[0]
+        stored = {t: int(client.query(f"SELECT count() FROM {settings.database}."
+                                      f"{m.table}").result_rows[0][0])
+                  for t, m in mappings.items()}
+        vehicles = 0
+        if FLOW_TOPIC in mappings:
+            vehicles = int(client.query(f"SELECT sum(vehicle_count) FROM {settings.database}."
+                                        "traffic_flow").result_rows[0][0])
     finally:
         consumer.close()
         client.close()
-    return {"seconds": elapsed, "rows": int(stored[0]), "vehicles": int(stored[1]),
-            "consume_s": t_consume, "decode_s": t_decode, "insert_s": t_insert,
-            "inserts": inserts}
+    return {"seconds": elapsed, "rows": sum(stored.values()), "stored": stored,
+            "vehicles": vehicles, "consume_s": t_consume, "decode_s": t_decode,
+            "insert_s": t_insert, "inserts": inserts}
 
 
-def run_ceiling(bootstrap: str, topic: str, partitions: int, ch_dir: Path,
+def run_ceiling(bootstrap: str, prefix: str, topics: list[str], partitions: int, ch_dir: Path,
                 n: int) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=ceiling_child, name="bench-ceiling",
-                       args=(bootstrap, topic, partitions, f"chdb://{ch_dir}", n, queue))
+                       args=(bootstrap, prefix, topics, partitions, f"chdb://{ch_dir}", n, queue))
     proc.start()
     try:
         status, payload = queue.get(timeout=900)
@@ -249,11 +315,12 @@ class GroupWatch(threading.Thread):
     sink group's committed offsets (wall time of the answer, so an upper bound of the commit)."""
 
     def __init__(self, bootstrap: str, sink_group: str, groups: Sequence[str],
-                 interval: float) -> None:
+                 interval: float, members: dict[str, int] | None = None) -> None:
         super().__init__(name="bench-watch", daemon=True)
         self.admin = AdminClient({"bootstrap.servers": bootstrap})
         self.sink_group = sink_group
         self.groups = list(groups)
+        self.members = dict(members or {})  # a group is ready with at least this many members
         self.interval = interval
         self.ready: dict[str, float] = {}
         self.commits: dict[tuple[str, int], list[tuple[float, int]]] = {}
@@ -278,7 +345,8 @@ class GroupWatch(threading.Thread):
                 for group, fut in self.admin.describe_consumer_groups(
                         pending, request_timeout=5).items():
                     desc = fut.result()
-                    if desc.state == ConsumerGroupState.STABLE and desc.members:
+                    wanted = self.members.get(group, 1)
+                    if desc.state == ConsumerGroupState.STABLE and len(desc.members) >= wanted:
                         self.ready[group] = time.time()
             except KafkaException:
                 pass
@@ -308,15 +376,15 @@ class GroupWatch(threading.Thread):
             return []
         return [tp for tp in result.topic_partitions or [] if tp.offset >= 0]
 
-    def other_committed(self, group: str, topic: str) -> int:
-        """What another group (the worker) has committed on ``topic`` (progress display)."""
-        return sum(off for (t, _p), off in self.others.get(group, {}).items() if t == topic)
+    def other_committed(self, group: str, *topics: str) -> int:
+        """What another group (the worker) has committed on ``topics`` (progress display)."""
+        return sum(off for (t, _p), off in self.others.get(group, {}).items() if t in topics)
 
     def all_ready(self) -> bool:
         return all(g in self.ready for g in self.groups)
 
-    def committed(self, topic: str) -> int:
-        return sum(h[-1][1] for (t, _p), h in self.commits.items() if t == topic and h)
+    def committed(self, *topics: str) -> int:
+        return sum(h[-1][1] for (t, _p), h in self.commits.items() if t in topics and h)
 
     def reached(self, topic: str, targets: dict[int, int]) -> float | None:
         """Wall time at which the sink had committed up to ``targets`` on every partition."""
@@ -375,8 +443,8 @@ def ioc_sql(env: dict[str, str], query: str) -> list[dict[str, Any]]:
 class IocRun:
     """``ioc run`` as a child process in its own session (its sink child is in it too)."""
 
-    def __init__(self, env: dict[str, str], *extra: str) -> None:
-        self.log_path = Path(env["IOC_DATA_DIR"]) / "ioc-run.log"
+    def __init__(self, env: dict[str, str], *extra: str, log_name: str = "ioc-run.log") -> None:
+        self.log_path = Path(env["IOC_DATA_DIR"]) / log_name
         self._log = self.log_path.open("ab")
         self.started = time.time()
         self.proc = subprocess.Popen(ioc_cmd("run", *extra), env=env, cwd=env["IOC_DATA_DIR"],
@@ -456,6 +524,7 @@ class E2EResult:
     seconds: float
     first_group_seconds: float
     raw_rows_at_ready: int
+    output_records: int = 0  # KPI and alert records the worker wrote (the sink stored them)
     cpu: dict[str, float] = field(default_factory=dict)
     machine_busy: float = 0.0
     checks: dict[str, Any] = field(default_factory=dict)
@@ -470,6 +539,16 @@ def process_cpu(pid: int | None) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_idle_rate(pid: int | None, seconds: float = 3.0) -> float:
+    """CPU seconds per second our broker uses while nobody talks to it (its background work),
+    so a run's broker CPU can be counted net of it."""
+    if pid is None:
+        return 0.0
+    before = process_cpu(pid)
+    time.sleep(seconds)
+    return (process_cpu(pid) - before) / seconds
 
 
 def machine_cpu() -> tuple[int, int]:
@@ -487,17 +566,21 @@ def run_e2e(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: Data
     settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
     env = ioc_env(bootstrap, prefix, ch_dir, run_dir)
     ioc_setup(env)
-    flow, kpi = settings.topic(FLOW_TOPIC), settings.topic(KPI_TOPIC)
+    raw = {t: settings.topic(t) for t in data.counts}
+    kpi, alert = settings.topic(KPI_TOPIC), settings.topic(ALERT_TOPIC)
     sink_group, worker_group = f"{prefix}ioc-sink", f"{prefix}ioc-streams"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    flow_end = end_offsets(admin, flow, partitions)
-    if sum(flow_end.values()) != len(data.values):
-        raise BenchError(f"{flow} holds {sum(flow_end.values())} events, expected "
-                         f"{len(data.values)}")
+    raw_end = {t: end_offsets(admin, name, partitions) for t, name in raw.items()}
+    for t, ends in raw_end.items():
+        if sum(ends.values()) != data.counts[t]:
+            raise BenchError(f"{raw[t]} holds {sum(ends.values())} events, expected "
+                             f"{data.counts[t]}")
     watch = GroupWatch(bootstrap, sink_group, [sink_group, worker_group], WATCH_INTERVAL_S)
+    idle_rate = broker_idle_rate(broker_pid)
     busy0, broker0 = machine_cpu(), process_cpu(broker_pid)
     run = IocRun(env, "--exit-when-idle", f"{IDLE_S:g}")
     watch.start()
+    raw_names = list(raw.values())
     try:
         deadline = time.monotonic() + 1800
         next_line = time.monotonic() + 5
@@ -507,10 +590,10 @@ def run_e2e(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: Data
             if time.monotonic() < next_line:
                 continue
             next_line += 5
-            say(f"  … {time.time() - run.started:5.1f} s: sink committed {watch.committed(flow)}"
-                f" raw rows and {watch.committed(kpi)} KPI rows; worker committed "
-                f"{watch.other_committed(worker_group, flow)} events (it acks an event only "
-                "once all its windows have closed)")
+            say(f"  … {time.time() - run.started:5.1f} s: sink committed "
+                f"{watch.committed(*raw_names)} raw rows and {watch.committed(kpi)} KPI rows; "
+                f"worker committed {watch.other_committed(worker_group, *raw_names)} events (it "
+                "acks an event only once all its windows have closed)")
         code = run.wait(max(1.0, deadline - time.monotonic()))
     finally:
         watch.stop()
@@ -521,13 +604,16 @@ def run_e2e(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: Data
     busy1 = machine_cpu()
     if broker_pid is not None:
         run.cpu["broker"] = process_cpu(broker_pid) - broker0
+        run.cpu["broker net of idle"] = run.cpu["broker"] - idle_rate * (run.ended - run.started)
     t0 = run.started
-    kpi_end = end_offsets(admin, kpi, partitions)
-    raw_done = watch.reached(flow, flow_end)
-    kpi_done = watch.reached(kpi, kpi_end)
-    if raw_done is None or kpi_done is None or not watch.all_ready():
-        raise BenchError(f"the watch missed the run: raw_done={raw_done} kpi_done={kpi_done} "
+    raw_times = [watch.reached(name, raw_end[t]) for t, name in raw.items()]
+    out_ends = {name: end_offsets(admin, name, partitions) for name in (kpi, alert)}
+    out_times = [watch.reached(name, ends) for name, ends in out_ends.items()]
+    if None in raw_times or None in out_times or not watch.all_ready():
+        raise BenchError(f"the watch missed the run: raw={raw_times} kpi/alerts={out_times} "
                          f"ready={watch.ready}")
+    raw_done = max(t for t in raw_times if t is not None)
+    kpi_done = max(t for t in out_times if t is not None)
     sink_ready, worker_ready = watch.ready[sink_group], watch.ready[worker_group]
     ready = max(sink_ready, worker_ready)
     done = max(raw_done, kpi_done)
@@ -539,7 +625,7 @@ def run_e2e(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: Data
     seconds = done - ready - (IDLE_S if idle_flush and kpi_done >= raw_done else 0.0)
     at_ready = 0
     for (t_name, _p), hist in watch.commits.items():
-        if t_name == flow:
+        if t_name in raw_names:
             before = [off for t, off in hist if t <= ready]
             at_ready += before[-1] if before else 0
     result = E2EResult(
@@ -549,32 +635,54 @@ def run_e2e(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: Data
         first_group_seconds=done - min(sink_ready, worker_ready)
         - (IDLE_S if idle_flush and kpi_done >= raw_done else 0.0),
         raw_rows_at_ready=at_ready, cpu=dict(run.cpu),
+        output_records=sum(sum(ends.values()) for ends in out_ends.values()),
         machine_busy=(busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1))
     result.checks = verify_e2e(env, data)
     return result
 
 
 def verify_e2e(env: dict[str, str], data: DataSet) -> dict[str, Any]:
-    """All N raw rows once, and KPIs that add up to them (so the agent saw every event)."""
-    raw = ioc_sql(env, "SELECT count() AS rows, uniqExact(event_id) AS ids, "
-                       "sum(vehicle_count) AS vehicles FROM ioc.traffic_flow FINAL")[0]
+    """Every event once in its raw table, and traffic KPIs that add up to the raw readings (so
+    the agent saw every flow event); KPI rows per subsystem and alerts per rule are reported."""
+    from ioc.connectors.sink import raw_table
+
+    counts = data.counts
+    union = " UNION ALL ".join(
+        f"SELECT '{t}' AS topic, count() AS rows, uniqExact(event_id) AS ids "
+        f"FROM ioc.{raw_table(t)} FINAL" for t in counts)
+    stored = {r["topic"]: (int(r["rows"]), int(r["ids"])) for r in ioc_sql(env, union)}
+    vehicles = ioc_sql(env, "SELECT sum(vehicle_count) AS v FROM ioc.traffic_flow FINAL")[0]["v"]
     kpis = ioc_sql(env, "SELECT kpi, `window`, count() AS rows, sum(value) AS total, "
                         "sum(sample_count) AS samples FROM ioc.kpi FINAL "
                         "GROUP BY kpi, `window` ORDER BY kpi, `window`")
+    alerts = ioc_sql(env, "SELECT rule, count() AS alerts FROM ioc.alerts FINAL GROUP BY rule "
+                          "ORDER BY rule")
     extra = ioc_sql(env, "SELECT (SELECT count() FROM ioc.dead_letters) AS dead_letters, "
                          "(SELECT count() FROM ioc.kpi) AS kpi_rows_unmerged, "
                          "(SELECT count() FROM ioc.alerts FINAL) AS alerts")[0]
+    parts = ioc_sql(env, "SELECT table, sum(rows) AS rows, sum(data_compressed_bytes) AS bytes "
+                         "FROM system.parts WHERE active AND database = 'ioc' GROUP BY table")
     by = {(k["kpi"], k["window"]): k for k in kpis}
-    n = len(data.values)
+    kpi_rows_by_domain: dict[str, int] = {}
+    for k in kpis:
+        domain = str(k["kpi"]).split(".", 1)[0]
+        kpi_rows_by_domain[domain] = kpi_rows_by_domain.get(domain, 0) + int(k["rows"])
+    n_flow = data.flow_events
     checks = {
-        "raw_rows": int(raw["rows"]), "raw_ids": int(raw["ids"]),
-        "raw_vehicles": int(raw["vehicles"]), "kpi_series": kpis,
+        "raw_rows": sum(r for r, _ in stored.values()),
+        "raw_ids": sum(i for _, i in stored.values()), "stored": stored,
+        "raw_vehicles": int(vehicles or 0), "kpi_series": kpis,
+        "kpi_rows_by_domain": kpi_rows_by_domain,
+        "alerts_by_rule": {a["rule"]: int(a["alerts"]) for a in alerts},
         "dead_letters": int(extra["dead_letters"]), "alerts": int(extra["alerts"]),
         "kpi_rows_inserted": int(extra["kpi_rows_unmerged"]),
+        "storage": {str(r["table"]): (int(r["rows"]), int(r["bytes"])) for r in parts},
     }
     problems = []
-    if checks["raw_rows"] != n or checks["raw_ids"] != n:
-        problems.append(f"raw rows {checks['raw_rows']} / ids {checks['raw_ids']} != {n}")
+    for topic, expected in counts.items():
+        rows, ids = stored.get(topic, (0, 0))
+        if rows != expected or ids != expected:
+            problems.append(f"{topic}: {rows} rows / {ids} ids != {expected}")
     if checks["raw_vehicles"] != data.vehicles:
         problems.append(f"raw vehicles {checks['raw_vehicles']} != produced {data.vehicles}")
     for key in (("traffic.vehicle_count", "1m"), ("traffic.vehicle_count", "1h")):
@@ -582,12 +690,14 @@ def verify_e2e(env: dict[str, str], data: DataSet) -> dict[str, Any]:
         if row is None:
             problems.append(f"no {key} KPI rows")
             continue
-        if round(float(row["total"])) != data.vehicles or int(row["samples"]) != n:
+        if round(float(row["total"])) != data.vehicles or int(row["samples"]) != n_flow:
             problems.append(f"{key}: sum {row['total']} / samples {row['samples']} != "
-                            f"{data.vehicles} / {n}")
+                            f"{data.vehicles} / {n_flow}")
     speed = by.get(("traffic.avg_speed_kmh", "5m"))
-    if speed is None or int(speed["samples"]) != n:
-        problems.append(f"5m avg speed samples {speed and speed['samples']} != {n}")
+    if speed is None or int(speed["samples"]) != n_flow:
+        problems.append(f"5m avg speed samples {speed and speed['samples']} != {n_flow}")
+    if checks["dead_letters"]:
+        problems.append(f"{checks['dead_letters']} dead letters")
     checks["problems"] = problems
     return checks
 
@@ -605,15 +715,22 @@ class LatencyResult:
     p99_stored_ms: float
     max_stored_ms: float
     unmatched: int
+    by_domain: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
 
-def run_latency(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: DataSet,
-                rate: float, duration_s: float) -> LatencyResult:
+def pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted ``values`` (nearest rank below), NaN when empty."""
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def start_consuming(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path
+                    ) -> tuple[dict[str, str], IocRun, GroupWatch]:
+    """Fresh topics and ClickHouse, ``ioc run`` (no idle exit) and a fine-grained watch; returns
+    once both consumer groups have their partitions."""
     settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
     ensure_topics(settings)
     env = ioc_env(bootstrap, prefix, ch_dir, run_dir)
     ioc_setup(env)
-    flow = settings.topic(FLOW_TOPIC)
     sink_group = f"{prefix}ioc-sink"
     watch = GroupWatch(bootstrap, sink_group, [sink_group, f"{prefix}ioc-streams"],
                        LATENCY_WATCH_INTERVAL_S)
@@ -627,7 +744,41 @@ def run_latency(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: 
             if time.monotonic() > deadline:
                 raise BenchError(f"ioc run did not start consuming in 180 s:\n{run.tail()}")
             time.sleep(0.1)
-        time.sleep(1.0)
+    except BaseException:
+        watch.stop()
+        run.kill()
+        raise
+    time.sleep(1.0)
+    return env, run, watch
+
+
+def stop_consuming(run: IocRun, watch: GroupWatch) -> None:
+    watch.stop()
+    code = run.interrupt()
+    run.kill()
+    if code not in (0, 130, -signal.SIGINT):
+        say(f"  latency: ioc run exited with {code} after SIGINT (log {run.log_path})")
+
+
+def wait_stored(watch: GroupWatch, names: Sequence[str], total: int) -> None:
+    deadline = time.monotonic() + 120
+    while watch.committed(*names) < total:
+        if time.monotonic() > deadline:
+            raise BenchError(f"sink committed only {watch.committed(*names)} of {total}")
+        time.sleep(0.1)
+    time.sleep(0.5)
+
+
+def run_latency(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: DataSet,
+                rate: float, duration_s: float) -> LatencyResult:
+    """Traffic: flow readings re-stamped with ``occurred_at`` = send time, so the latency is
+    ``occurred_at`` → row committed in ClickHouse."""
+    if data.mix != "traffic":
+        return run_latency_mix(bootstrap, prefix, ch_dir, run_dir, data, rate, duration_s)
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
+    flow = settings.topic(FLOW_TOPIC)
+    env, run, watch = start_consuming(bootstrap, prefix, ch_dir, run_dir)
+    try:
         producer = EventProducer(make_producer(bootstrap), topic_name=settings.topic)
         total = int(rate * duration_s)
         started = time.monotonic()
@@ -644,18 +795,9 @@ def run_latency(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: 
         producer.flush()
         achieved = total / (time.monotonic() - started)
         say(f"  latency: sent {total} events at {achieved:,.0f}/s; waiting for the sink")
-        deadline = time.monotonic() + 120
-        while watch.committed(flow) < total:
-            if time.monotonic() > deadline:
-                raise BenchError(f"sink committed only {watch.committed(flow)} of {total}")
-            time.sleep(0.1)
-        time.sleep(0.5)
+        wait_stored(watch, [flow], total)
     finally:
-        watch.stop()
-        code = run.interrupt()
-        run.kill()
-    if code not in (0, 130, -signal.SIGINT):
-        say(f"  latency: ioc run exited with {code} after SIGINT (log {run.log_path})")
+        stop_consuming(run, watch)
     lag = "dateDiff('millisecond', occurred_at, _ingested_at)"
     q = ioc_sql(env, f"SELECT count() AS rows, quantileExact(0.5)({lag}) AS p50, "
                      f"quantileExact(0.99)({lag}) AS p99 FROM ioc.traffic_flow FINAL")[0]
@@ -670,13 +812,78 @@ def run_latency(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: 
             continue
         stored.append(at * 1000 - int(r["t"]))
     stored.sort()
-
-    def pct(values: list[float], q: float) -> float:
-        return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
-
     return LatencyResult(total, achieved, int(q["rows"]), float(q["p50"]), float(q["p99"]),
                          pct(stored, 0.5), pct(stored, 0.99), stored[-1] if stored else 0.0,
                          unmatched)
+
+
+def run_latency_mix(bootstrap: str, prefix: str, ch_dir: Path, run_dir: Path, data: DataSet,
+                    rate: float, duration_s: float) -> LatencyResult:
+    """The mix: ``rate × duration_s`` of the day's events, spread evenly over it
+    (:func:`~ioc.connectors.sim_mix.stride_sample`), sent as they are (their event times stay
+    in the simulated day), so the latency is *send time* → row committed in ClickHouse. The
+    send time is taken just before ``produce``; the delivery report gives each event's
+    partition and offset."""
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
+    names = {t: settings.topic(t) for t in data.counts}
+    total = int(rate * duration_s)
+    sample = stride_sample(range(len(data.values)), total)
+    total = len(sample)
+    sent_at = [0.0] * total
+    where: list[tuple[str, int, int] | None] = [None] * total
+    failed: list[str] = []
+
+    def delivered(j: int) -> Callable[[Any, Any], None]:
+        def on_delivery(err: Any, msg: Any) -> None:
+            if err is not None:
+                failed.append(str(err))
+            else:
+                where[j] = (msg.topic(), msg.partition(), msg.offset())
+        return on_delivery
+
+    env, run, watch = start_consuming(bootstrap, prefix, ch_dir, run_dir)
+    try:
+        producer = Producer(producer_config(bootstrap))
+        started = time.monotonic()
+        for j, i in enumerate(sample):
+            wait = started + j / rate - time.monotonic()
+            if wait > 0.001:
+                time.sleep(wait)
+            sent_at[j] = time.time()
+            producer.produce(names[data.topics[i]], key=data.keys[i], value=data.values[i],
+                             on_delivery=delivered(j))
+            producer.poll(0)
+        if producer.flush(60) or failed:
+            raise BenchError(f"latency: events not confirmed by the broker ({failed[:1]})")
+        achieved = total / (time.monotonic() - started)
+        say(f"  latency: sent {total} events of the mix at {achieved:,.0f}/s; waiting for the "
+            "sink")
+        wait_stored(watch, list(names.values()), total)
+    finally:
+        stop_consuming(run, watch)
+    rows = ioc_sql(env, "SELECT " + " + ".join(
+        f"(SELECT count() FROM ioc.{raw_table(t)} FINAL)" for t in names) + " AS rows")[0]
+    stored: list[float] = []
+    by_domain: dict[str, list[float]] = {}
+    unmatched = 0
+    for j, i in enumerate(sample):
+        pos = where[j]
+        at = watch.stored_at(*pos) if pos is not None else None
+        if at is None:
+            unmatched += 1
+            continue
+        ms = (at - sent_at[j]) * 1000
+        stored.append(ms)
+        by_domain.setdefault(domain_of(data.topics[i]), []).append(ms)
+    stored.sort()
+    summary = {}
+    for domain, values in sorted(by_domain.items(), key=lambda kv: -len(kv[1])):
+        values.sort()
+        summary[domain] = (len(values), pct(values, 0.5), pct(values, 0.99))
+    nan = float("nan")
+    return LatencyResult(total, achieved, int(rows["rows"]), nan, nan, pct(stored, 0.5),
+                         pct(stored, 0.99), stored[-1] if stored else 0.0, unmatched,
+                         by_domain=summary)
 
 
 # -- optional profiles -----------------------------------------------------------------------------
@@ -741,22 +948,27 @@ def profile_sink_child(bootstrap: str, prefix: str, ch_dir: str, n_raw: int,
 
 
 def logic_only(data: DataSet) -> None:
-    """The worker's own code without Faust or Kafka: decode, ``TrafficProcessor.handle``, a
-    tick + flush every 1000 events, KPI encoding. What a worker could do if the framework cost
-    nothing."""
-    from ioc.streams.processor import TrafficProcessor
+    """The worker's own code without Faust or Kafka: decode, ``Processor.handle`` (every domain,
+    as in the worker), a tick + flush every 1000 events, KPI and alert encoding. What a worker
+    could do if the framework cost nothing."""
+    from ioc.streams.processor import Processor
+    from ioc.streams.registry import build_domains
 
     serde = Serde()
-    proc = TrafficProcessor(reference.load_segments(), reference.load_areas(),
-                            timedelta(seconds=Settings().allowed_lateness_s))
+    proc = Processor(build_domains(reference.load_reference()),
+                     timedelta(seconds=Settings().allowed_lateness_s))
     t_decode = t_handle = t_tick = t_encode = 0.0
     kpis = 0
+    offsets: dict[tuple[str, int], int] = {}
     started = time.perf_counter()
-    for i, value in enumerate(data.values):
+    for i, (topic, key, value) in enumerate(zip(data.topics, data.keys, data.values,
+                                                strict=True)):
         a = time.perf_counter()
-        record = serde.decode(FLOW_TOPIC, value)
+        record = serde.decode(topic, value)
         b = time.perf_counter()
-        proc.handle(FLOW_TOPIC, record, (FLOW_TOPIC, i % 3), i // 3)
+        tp = (topic, zlib.crc32(key) % 3)  # a key stays on one partition, as in Kafka
+        offsets[tp] = offset = offsets.get(tp, -1) + 1
+        proc.handle(topic, record, tp, offset)
         c = time.perf_counter()
         t_decode += b - a
         t_handle += c - b
@@ -766,6 +978,8 @@ def logic_only(data: DataSet) -> None:
             d = time.perf_counter()
             for rec in step.kpis:
                 serde.encode(KPI_TOPIC, rec)
+            for rec in step.alerts:
+                serde.encode(ALERT_TOPIC, rec)
             kpis += len(step.kpis)
             t_tick += d - c
             t_encode += time.perf_counter() - d
@@ -889,7 +1103,14 @@ def broker(data_dir: Path, keep: bool) -> Iterator[tuple[str, int | None]]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--events", type=int, default=100_000, help="events (default 100000)")
+    p.add_argument("--mix", choices=("all", "traffic"), default="all",
+                   help="all: every subsystem's events over a simulated working day at the "
+                        "simulators' rates (default); traffic: flow readings only")
+    p.add_argument("--hours", type=float, default=24.0,
+                   help="with --mix all: hours of the latest complete working day, ending at "
+                        "its local midnight (default 24, ~205k events)")
+    p.add_argument("--events", type=int,
+                   help="with --mix traffic: flow readings (default 100000)")
     p.add_argument("--data-dir", type=Path,
                    help="where broker, chDB and logs go (default: a temporary dir)")
     p.add_argument("--keep", action="store_true",
@@ -906,8 +1127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="also profile the worker and the sink (cProfile) and print hot spots")
     p.add_argument("--seed", type=int, default=49)
     args = p.parse_args(argv)
-    if args.events < 1:
+    if args.mix == "all" and args.events is not None:
+        p.error("--events is for --mix traffic; the mix's size is set by --hours")
+    if args.mix == "traffic" and args.events is None:
+        args.events = 100_000
+    if args.events is not None and args.events < 1:
         p.error("--events must be >= 1")
+    if not 0 < args.hours <= 168:
+        p.error("--hours must be in (0, 168]")
+    if args.interval_s <= 0:
+        p.error("--interval-s must be > 0")
     try:
         rates = [float(r) for r in str(args.latency_rate).split(",") if r.strip()]
     except ValueError:
@@ -921,39 +1150,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A shared cluster may already hold topics from an earlier run: give every run its own names.
     tag = "" if not os.environ.get("IOC_KAFKA_BOOTSTRAP") else f"-{uuid.uuid4().hex[:6]}"
     prefixes = {name: f"bench-{name}{tag}." for name in ("e2e", "ceil", "lat", "prof")}
-    n = args.events
-    say(f"ioc bench: {n} events, data in {data_dir}, {os.cpu_count()} CPUs, load average "
-        f"{os.getloadavg()[0]:.2f} (other work on the machine skews every figure)")
+    what = (f"mix of all subsystems, {args.hours:g} h of a working day" if args.mix == "all"
+            else f"{args.events} traffic flow events")
+    say(f"ioc bench: {what}, data in {data_dir}, {os.cpu_count()} CPUs, load average "
+        f"{load_average()} (other work on the machine skews every figure)")
     try:
         with broker(data_dir, args.keep) as (bootstrap, broker_pid):
-            say(f"[data] simulating {n} flow readings (22 segments, every {args.interval_s:g} s)"
-                " and encoding them once ...")
             t = time.perf_counter()
-            data = generate(n, args.interval_s, args.seed)
+            if args.mix == "all":
+                say(f"[data] simulating every subsystem for {args.hours:g} h of the latest "
+                    "working day (traffic: 22 segments every "
+                    f"{args.interval_s:g} s) and encoding once ...")
+                data = generate_mix(args.hours, args.interval_s, args.seed)
+            else:
+                say(f"[data] simulating {args.events} flow readings (22 segments, every "
+                    f"{args.interval_s:g} s) and encoding them once ...")
+                data = generate(args.events, args.interval_s, args.seed)
+            n = len(data.values)
             say(f"  {n} events, {data.vehicles} vehicles, event time {data.first:%Y-%m-%d %H:%M}"
                 f" → {data.last:%Y-%m-%d %H:%M} UTC, {sum(map(len, data.values)) / n:.0f} B/event"
                 f" ({time.perf_counter() - t:.1f} s)")
+            for topic, count in data.counts.items():
+                say(f"    {topic:36s} {count:8d}  {100 * count / n:6.2f} %")
             names = ["e2e", "ceil"] + (["prof"] if args.profile else [])
             partitions = Settings().topic_partitions
+            produce_rate = 0.0
             for name in names:
                 settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefixes[name])
                 ensure_topics(settings)
-                secs = produce_backlog(bootstrap, settings.topic(FLOW_TOPIC), data)
-                say(f"[produce] {settings.topic(FLOW_TOPIC)}: {n} events in {secs:.1f} s "
-                    f"({n / secs:,.0f}/s)")
+                cpu0 = process_cpu(broker_pid)
+                secs = produce_backlog(bootstrap, settings.topic, data)
+                broker_cpu = process_cpu(broker_pid) - cpu0
+                produce_rate = max(produce_rate, n / secs)
+                say(f"[produce] {prefixes[name]}*: {n} events in {secs:.1f} s ({n / secs:,.0f}/s"
+                    + (f"; broker CPU {broker_cpu:.1f} s = {1e6 * broker_cpu / n:.0f} µs/event"
+                       if broker_pid else "") + ")")
 
             say("[ceiling] plain loop: consume → decode → insert batches of "
-                f"{CEILING_BATCH} (child process, own chDB) ...")
-            ceil = run_ceiling(bootstrap, Settings(topic_prefix=prefixes["ceil"]).topic(
-                FLOW_TOPIC), partitions, data_dir / "ch-ceiling", n)
-            if ceil["rows"] != n or ceil["vehicles"] != data.vehicles:
-                raise BenchError(f"ceiling stored {ceil['rows']} rows / {ceil['vehicles']} "
-                                 f"vehicles, expected {n} / {data.vehicles}")
+                f"{CEILING_BATCH} per table (child process, own chDB) ...")
+            topics = list(data.counts)
+            cpu0 = process_cpu(broker_pid)
+            ceil = run_ceiling(bootstrap, prefixes["ceil"], topics, partitions,
+                               data_dir / "ch-ceiling", n)
+            broker_cpu = process_cpu(broker_pid) - cpu0
+            if ceil["stored"] != data.counts or ceil["vehicles"] != data.vehicles:
+                raise BenchError(f"ceiling stored {ceil['stored']} / {ceil['vehicles']} "
+                                 f"vehicles, expected {data.counts} / {data.vehicles}")
             ceiling_rate = n / ceil["seconds"]
             say(f"  ceiling: {n} rows in {ceil['seconds']:.2f} s = {ceiling_rate:,.0f} events/s "
-                f"(consume {ceil['consume_s']:.2f} s, decode+rows {ceil['decode_s']:.2f} s, "
-                f"insert {ceil['insert_s']:.2f} s in {ceil['inserts']} inserts); "
-                f"count() = {ceil['rows']} ✓")
+                f"(consume {ceil['consume_s']:.2f} s = {n / ceil['consume_s']:,.0f}/s "
+                f"consume-only, decode+rows {ceil['decode_s']:.2f} s, insert "
+                f"{ceil['insert_s']:.2f} s in {ceil['inserts']} inserts = "
+                f"{n / ceil['insert_s']:,.0f} rows/s into chDB"
+                + (f"; broker CPU {broker_cpu:.1f} s" if broker_pid else "")
+                + "); count() per table = produced ✓")
 
             say(f"[e2e] ioc run --exit-when-idle {IDLE_S:g} (KPI worker + sink) on the same "
                 "bytes ...")
@@ -964,8 +1214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"  start-up: sink group assigned at {e2e.sink_ready_s:.2f} s, worker group at "
                 f"{e2e.worker_ready_s:.2f} s ({e2e.raw_rows_at_ready} raw rows already stored "
                 "by then)")
-            say(f"  all {n} raw rows committed in ClickHouse at {e2e.raw_done_s:.2f} s; all KPI "
-                f"rows at {e2e.kpi_done_s:.2f} s"
+            say(f"  all {n} raw rows committed in ClickHouse at {e2e.raw_done_s:.2f} s; all "
+                f"{e2e.output_records} KPI and alert records at {e2e.kpi_done_s:.2f} s"
                 + (f" (last ones from the flush after the {IDLE_S:g} s idle wait)"
                    if e2e.kpi_last_from_idle_flush else ""))
             last_row = max(e2e.raw_done_s, e2e.kpi_done_s)
@@ -979,22 +1229,44 @@ def main(argv: Sequence[str] | None = None) -> int:
                     + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(e2e.cpu.items()))
                     + f"; all CPUs {100 * e2e.machine_busy:.0f} % busy during the run")
             c = e2e.checks
+            cost = cpu_costs(e2e.cpu, n, n + e2e.output_records)
+            if cost:
+                say("  CPU cost (does not depend on how busy the machine was): " + "; ".join(
+                    f"{name} {ms:.3f} ms per {unit} = {1000 / ms:,.0f} {unit}s/s per core"
+                    for name, (ms, unit) in cost.items()))
             kpi_line = ", ".join(f"{k['kpi']}[{k['window']}] {k['rows']}" for k in
-                                 c["kpi_series"])
-            say(f"  ClickHouse: traffic_flow FINAL {c['raw_rows']} rows ({c['raw_ids']} ids), "
-                f"{c['raw_vehicles']} vehicles; kpi FINAL: {kpi_line}; {c['kpi_rows_inserted']} "
-                f"rows in ioc.kpi before FINAL; {c['alerts']} alert rows; "
-                f"{c['dead_letters']} dead letters")
+                                 c["kpi_series"] if str(k["kpi"]).startswith("traffic."))
+            say(f"  ClickHouse: raw tables FINAL {c['raw_rows']} rows ({c['raw_ids']} ids), "
+                f"{c['raw_vehicles']} vehicles; traffic kpi FINAL: {kpi_line}; "
+                f"{c['kpi_rows_inserted']} rows in ioc.kpi before FINAL; {c['alerts']} alert "
+                f"rows; {c['dead_letters']} dead letters")
+            raw_tables = {raw_table(t) for t in data.counts}
+            raw_store = [v for t, v in c["storage"].items() if t in raw_tables]
+            kpi_store = c["storage"].get("kpi", (0, 0))
+            if raw_store and kpi_store[0]:
+                raw_rows_, raw_bytes = map(sum, zip(*raw_store, strict=True))
+                say(f"  ClickHouse storage (compressed, active parts): raw tables "
+                    f"{raw_bytes / max(raw_rows_, 1):.1f} B/row ({raw_bytes / 1e6:.1f} MB), kpi "
+                    f"{kpi_store[1] / kpi_store[0]:.1f} B/row ({kpi_store[0]} rows before merges "
+                    "collapse them)")
+            say("  KPI rows (FINAL) by subsystem: " + ", ".join(
+                f"{d} {r}" for d, r in sorted(c["kpi_rows_by_domain"].items())))
+            if c["alerts_by_rule"]:
+                say("  alerts by rule: " + ", ".join(
+                    f"{r} {k}" for r, k in c["alerts_by_rule"].items()))
             if c["problems"]:
                 raise BenchError("e2e verification failed: " + "; ".join(c["problems"]))
-            say("  ✓ every event stored once; 1m and 1h vehicle-count KPIs sum to the raw "
-                "vehicle count with sample_count = N (the KPI agent saw every event)")
+            say("  ✓ every event stored once in its raw table; 1m and 1h vehicle-count KPIs sum "
+                "to the raw vehicle count with sample_count = flow readings (the KPI agent saw "
+                "every flow event); no dead letters")
 
             p99 = float("nan")
             for i, rate in enumerate([] if args.skip_latency else rates):
                 name = "lat" if i == 0 else f"lat{i}"
                 say(f"[latency] ioc run, producing {rate:g} events/s for "
-                    f"{args.latency_seconds:g} s with occurred_at = send time ...")
+                    f"{args.latency_seconds:g} s "
+                    + ("with occurred_at = send time ..." if data.mix == "traffic" else
+                       "(the day's mix, evenly sampled; latency from the send time) ..."))
                 lat = run_latency(bootstrap, prefixes["lat"].replace("lat", name, 1),
                                   data_dir / f"ch-{name}", data_dir / f"run-{name}", data, rate,
                                   args.latency_seconds)
@@ -1004,25 +1276,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                     say(f"  note: {rate:g} events/s is above the measured e2e capacity "
                         f"({e2e_rate:,.0f}/s): the KPI worker falls behind during this phase "
                         "and takes a core; raw rows do not wait for it, but share the CPU")
-                say(f"  {lat.rows} rows; occurred_at → _ingested_at (sink builds the batch): "
-                    f"p50 {lat.p50_ingested_ms:.0f} ms, p99 {lat.p99_ingested_ms:.0f} ms")
-                say(f"  occurred_at → row committed in ClickHouse (broker-observed, "
+                if data.mix == "traffic":
+                    say(f"  {lat.rows} rows; occurred_at → _ingested_at (sink builds the "
+                        f"batch): p50 {lat.p50_ingested_ms:.0f} ms, p99 "
+                        f"{lat.p99_ingested_ms:.0f} ms")
+                start = "occurred_at" if data.mix == "traffic" else "send"
+                say(f"  {start} → row committed in ClickHouse (broker-observed, "
                     f"≤{LATENCY_WATCH_INTERVAL_S * 1000:.0f} ms late): p50 "
                     f"{lat.p50_stored_ms:.0f} ms, p99 {lat.p99_stored_ms:.0f} ms, max "
                     f"{lat.max_stored_ms:.0f} ms" + (f" ({lat.unmatched} rows unmatched)"
                                                      if lat.unmatched else ""))
+                if lat.by_domain:
+                    say("  by subsystem (events, p50, p99 ms): " + "; ".join(
+                        f"{d} {k}, {p50:.0f}, {p99_:.0f}"
+                        for d, (k, p50, p99_) in lat.by_domain.items()))
 
             if args.profile:
                 run_profiles(bootstrap, data_dir, prefixes["e2e"], prefixes["prof"], data)
 
             ratio = e2e_rate / ceiling_rate
-            say(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
-            say(f"# e2e = {n} events / time from both consumer groups assigned to the last raw "
-                f"and KPI row committed in ClickHouse (start-up {e2e.startup_s:.1f} s, the "
+            say(f"\nload average at the end: {load_average()}")
+            domains = sorted(data.by_domain().items(), key=lambda kv: -kv[1])
+            say(f"# mix={data.mix}: {n} events ("
+                + ", ".join(f"{d} {k}" for d, k in domains) + ")")
+            say(f"# e2e = {n} events / time from both consumer groups assigned to the last raw, "
+                f"KPI and alert row committed in ClickHouse (start-up {e2e.startup_s:.1f} s, the "
                 f"{IDLE_S:g} s idle wait and shut-down excluded; raw wall time "
                 f"{e2e.wall_s:.1f} s = {n / e2e.wall_s:,.0f}/s); ceiling = plain consume+decode+"
-                "insert loop; p99 = occurred_at → row committed in ClickHouse at "
-                f"{rates[0]:g} events/s")
+                f"insert loop (produce-only {produce_rate:,.0f}/s, consume-only "
+                f"{n / ceil['consume_s']:,.0f}/s); p99 = "
+                + ("occurred_at" if data.mix == "traffic" else "send")
+                + f" → row committed in ClickHouse at {rates[0]:g} events/s")
             say(f"e2e_events_per_s={e2e_rate:.0f} ceiling_events_per_s={ceiling_rate:.0f} "
                 f"ratio={ratio:.2f} p99_latency_ms={p99:.0f}")
     except BenchError as exc:
@@ -1034,6 +1318,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.keep:
             say(f"data kept in {data_dir}")
     return 0
+
+
+def cpu_costs(cpu: dict[str, float], events: int, rows: int) -> dict[str, tuple[float, str]]:
+    """CPU milliseconds per event of the worker and the broker (net of its idle background
+    work when known), and per stored row (raw + KPI + alert rows) of the sink, from a run's CPU
+    seconds. Start-up and shut-down are included, so short runs overstate the cost."""
+    out: dict[str, tuple[float, str]] = {}
+    if cpu.get("worker"):
+        out["worker"] = (1000 * cpu["worker"] / events, "event")
+    if cpu.get("sink"):
+        out["sink"] = (1000 * cpu["sink"] / rows, "row")
+    broker = cpu.get("broker net of idle", cpu.get("broker"))
+    if broker:
+        out["broker"] = (1000 * broker / events, "event")
+    return out
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min)"
 
 
 if __name__ == "__main__":
