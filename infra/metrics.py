@@ -30,6 +30,11 @@ class Metrics:
                                             registry=registry)
         self.sink_retries = Counter("ioc_sink_retries", "Retried ClickHouse inserts",
                                     ["table", "reason"], registry=registry)
+        self.sink_clickhouse_up = Gauge(
+            "ioc_sink_clickhouse_up",
+            "1 when the sink's last insert into the table succeeded, 0 while inserts into it fail "
+            "and are retried with backoff (ClickHouse unreachable or overloaded)", ["table"],
+            registry=registry)
         self.sink_skipped = Counter("ioc_sink_skipped",
                                     "Undecodable raw messages the sink skipped (the stream "
                                     "worker dead-letters them)", ["topic"], registry=registry)
