@@ -11,7 +11,7 @@ refused or reset, timeouts: clickhouse-connect's ``OperationalError``), overload
 parts, memory limits, too many queries), out of disk, a replica read-only — the insert raises
 :class:`SinkBackpressure`; the runner retries the same batch with exponential backoff (1 s,
 doubling, at most ``max_backoff_s``), logs each failure with its reason, counts it
-(``ioc_sink_retries_total``) and shows ``ioc_sink_clickhouse_up{table} = 0`` until an insert
+(``ioc_sink_retries_total``) and shows ``ioc_sink_clickhouse_up = 0`` until an insert
 succeeds. Meanwhile it neither reads nor commits: the Kafka lag grows and the events wait in
 Kafka, so nothing is lost, and after the outage the sink catches up from where it stopped —
 never a crash loop, never a busy spin, never a silent drop. Any other error (a bug, a schema
@@ -23,6 +23,7 @@ the sink then re-reads them from its last commit (inserts are idempotent, see ab
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +95,16 @@ _RETRYABLE = ("TOO_MANY_PARTS", "TIMEOUT", "MEMORY_LIMIT_EXCEEDED", "TOO_MANY_SI
               "ABORTED", "HTTP status 502", "HTTP status 503", "HTTP status 504")
 
 
+_URL_QUERY = re.compile(r"\?[^\s'\"()]*")
+
+
+def _brief(exc: BaseException) -> str:
+    """The error's text for a log line: without URL query strings (clickhouse-connect puts
+    every request setting there, which would push the reason — "Connection refused" — out
+    of the line), at most 300 characters."""
+    return _URL_QUERY.sub("", str(exc))[:300]
+
+
 def retry_reason(exc: BaseException) -> str | None:
     """Why an insert error is worth retrying (``unreachable``, ``overloaded``), or None for an
     error that retrying would not cure."""
@@ -131,10 +142,13 @@ class Batch:
 class ClickHouseSink:
     """Writes batches with one insert each."""
 
-    def __init__(self, client: Any, database: str, metrics: Metrics) -> None:
+    def __init__(self, client: Any, database: str, metrics: Metrics,
+                 store: str = "embedded") -> None:
         self.client = client
         self.database = database
         self.metrics = metrics
+        self.up = metrics.sink_clickhouse_up.labels(store)
+        self.up.set(1)  # connected
 
     def write(self, batch: Batch) -> None:
         m = batch.mapping
@@ -148,10 +162,10 @@ class ClickHouseSink:
             if reason is None:
                 raise
             self.metrics.sink_retries.labels(m.table, type(exc).__name__).inc()
-            self.metrics.sink_clickhouse_up.labels(m.table).set(0)
-            raise SinkBackpressure(f"{m.table}: {type(exc).__name__}: {str(exc)[:300]}",
+            self.up.set(0)
+            raise SinkBackpressure(f"{m.table}: {type(exc).__name__}: {_brief(exc)}",
                                    delay=1.0, reason=reason) from exc
-        self.metrics.sink_clickhouse_up.labels(m.table).set(1)
+        self.up.set(1)
         self.metrics.sink_batch_seconds.labels(m.table).observe(time.perf_counter() - start)
         self.metrics.sink_batch_rows.labels(m.table).observe(len(batch.rows))
         self.metrics.events_out.labels("sink", m.table).inc(len(batch.rows))
@@ -313,13 +327,17 @@ class SinkRunner:
             # that, the committed offset is where consumption resumes.
             committed = {(tp.topic, tp.partition): tp.offset
                          for tp in self.consumer.committed(assignment, timeout=5)}
+            ends = self._log_offsets(assignment, _LATEST)
+            fresh = [tp for tp in positions  # nothing consumed nor committed: from the start
+                     if tp.offset < 0 and committed.get((tp.topic, tp.partition), -1) < 0
+                     and ends[(tp.topic, tp.partition)] > 0]
+            starts = self._log_offsets(fresh, _EARLIEST) if fresh else {}
             for tp in positions:
-                low, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-                pos = tp.offset
+                key = (tp.topic, tp.partition)
+                high = ends[key]
+                pos = tp.offset if tp.offset >= 0 else committed.get(key, -1)
                 if pos < 0:
-                    pos = committed.get((tp.topic, tp.partition), -1)
-                if pos < 0:
-                    pos = low
+                    pos = starts.get(key, high)
                 lag = max(high - pos, 0)
                 self.metrics.consumer_lag.labels("sink", tp.topic, str(tp.partition)).set(lag)
                 total += lag
@@ -327,6 +345,22 @@ class SinkRunner:
             return -1
         return total
 
+    def _log_offsets(self, partitions: Sequence[TopicPartition], which: int
+                     ) -> dict[tuple[str, int], int]:
+        """The latest or earliest offset of each partition, in one request per broker (asking
+        partition by partition takes a round trip each: seconds for the ~50 the sink reads)."""
+        found = self.consumer.offsets_for_times(
+            [TopicPartition(tp.topic, tp.partition, which) for tp in partitions], timeout=5)
+        out = {}
+        for tp in found:
+            if tp.error is not None or tp.offset < 0:
+                raise KafkaException(tp.error or KafkaError(KafkaError._NO_OFFSET))
+            out[(tp.topic, tp.partition)] = tp.offset
+        return out
+
+
+# ListOffsets timestamps that mean "the end" and "the start" of a partition's log.
+_LATEST, _EARLIEST = -1, -2
 
 _REBALANCED = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
                KafkaError.UNKNOWN_MEMBER_ID, KafkaError._ASSIGNMENT_LOST}

@@ -32,8 +32,8 @@ class Metrics:
                                     ["table", "reason"], registry=registry)
         self.sink_clickhouse_up = Gauge(
             "ioc_sink_clickhouse_up",
-            "1 when the sink's last insert into the table succeeded, 0 while inserts into it fail "
-            "and are retried with backoff (ClickHouse unreachable or overloaded)", ["table"],
+            "1 while the sink can write to ClickHouse, 0 while its inserts fail and are retried "
+            "with backoff (unreachable or overloaded); store = where it writes", ["store"],
             registry=registry)
         self.sink_skipped = Counter("ioc_sink_skipped",
                                     "Undecodable raw messages the sink skipped (the stream "

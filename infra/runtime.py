@@ -316,6 +316,10 @@ def connect_retrying(settings: Settings, stop: Callable[[], bool],
 def sink_main(settings: Settings, drain: Any, ready: Any, parent_pid: int) -> None:
     """Entry point of the sink process (multiprocessing, spawn)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s sink %(levelname)s %(message)s")
+    # The sink logs each failed insert itself, with the reason; the HTTP client's own
+    # warnings about the same failure would only repeat it.
+    for noisy in ("urllib3", "clickhouse_connect"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     _quiet_stdout()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates shutdown
     from ioc.connectors.sink import (
@@ -349,7 +353,7 @@ def sink_main(settings: Settings, drain: Any, ready: Any, parent_pid: int) -> No
         if client is None:
             log.warning("parent process is gone; sink exits")
             os._exit(3)
-    sink = ClickHouseSink(client, settings.database, metrics)
+    sink = ClickHouseSink(client, settings.database, metrics, store=settings.clickhouse_store)
     consumer = Consumer(sink_consumer_config(settings.bootstrap, f"{settings.topic_prefix}ioc-sink",
                                              **settings.kafka_security))
     runner = SinkRunner(consumer, sink, serde, default_mappings(serde), metrics,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -138,6 +139,15 @@ def drain(r: SinkRunner, rounds: int = 20) -> None:
             return
 
 
+def drain_until(r: SinkRunner, rows: int, timeout: float = 90) -> None:
+    """Poll rounds until ``rows`` rows were written (the group join can take a while on a busy
+    machine: quiet rounds alone do not prove the end)."""
+    deadline = time.monotonic() + timeout
+    while r.rows_written < rows:
+        assert time.monotonic() < deadline, f"{r.rows_written} of {rows} rows written"
+        r.poll_round()
+
+
 def counts(client: Any, db: str) -> tuple[int, int, int]:
     final = client.query(f"SELECT count(), uniqExact(event_id), sum(vehicle_count) "
                          f"FROM {db}.traffic_flow FINAL").result_rows[0]
@@ -214,13 +224,13 @@ def test_unreachable_clickhouse_is_retried_with_bounded_backoff_committing_nothi
     seen: list[tuple[float, int, float | None]] = []  # (time, committed, up) at each attempt
 
     def look() -> None:
-        up = registry.get_sample_value("ioc_sink_clickhouse_up", {"table": "traffic_flow"})
+        up = registry.get_sample_value("ioc_sink_clickhouse_up", {"store": "embedded"})
         seen.append((clock.now, committed(topics), up))
 
     down = Unreachable(chdb_client, failures=8, on_attempt=look)
     r = runner(topics, down, fresh_db, Metrics(registry), max_backoff_s=20.0, sleep=clock.sleep)
     with caplog.at_level(logging.WARNING, logger="ioc.connectors.sink"):
-        drain(r)
+        drain_until(r, 400)
     r.consumer.close()
     # waits between attempts: 1 s doubling, capped at 20 s (no busy spin, no runaway wait)
     times = [t for t, _, _ in seen[:9]]
@@ -231,8 +241,7 @@ def test_unreachable_clickhouse_is_retried_with_bounded_backoff_committing_nothi
     # then every event stored once, the offsets committed and the metric back at 1
     assert counts(chdb_client, fresh_db)[:2] == (400, 400)
     assert committed(topics) == 400
-    assert registry.get_sample_value(
-        "ioc_sink_clickhouse_up", {"table": "traffic_flow"}) == 1.0
+    assert registry.get_sample_value("ioc_sink_clickhouse_up", {"store": "embedded"}) == 1.0
     assert registry.get_sample_value(
         "ioc_sink_retries_total", {"table": "traffic_flow", "reason": "OperationalError"}) == 8.0
     # the log says what happens and why, attempt by attempt, and when it is over
@@ -250,14 +259,15 @@ def test_sink_stopped_during_an_outage_commits_nothing_and_a_successor_loses_not
     clock = FakeClock()
     down = Unreachable(chdb_client, failures=10**9)
     r = runner(topics, down, fresh_db, Metrics(CollectorRegistry()), sleep=clock.sleep)
+    deadline = time.monotonic() + 90
     with pytest.raises(SinkStopped):
-        for _ in range(20):
+        while time.monotonic() < deadline:
             r.poll_round(stop=lambda: down.attempts >= 3)
     r.consumer.close()
     assert down.attempts == 3 and committed(topics) == 0
     assert counts(chdb_client, fresh_db)[:2] == (0, 0)
     successor = runner(topics, chdb_client, fresh_db, Metrics(CollectorRegistry()))
-    drain(successor)
+    drain_until(successor, 200)
     successor.consumer.close()
     assert counts(chdb_client, fresh_db)[:2] == (200, 200)
     assert committed(topics) == 200
@@ -276,8 +286,9 @@ def test_an_error_retrying_cannot_cure_stops_the_sink_without_committing(
         topics: Settings) -> None:
     produce(topics, 50)
     r = runner(topics, Refusing(), "ioc", Metrics(CollectorRegistry()))
+    deadline = time.monotonic() + 90
     with pytest.raises(DatabaseError, match="NO_SUCH_COLUMN"):
-        for _ in range(20):
+        while time.monotonic() < deadline:
             r.poll_round()
     r.consumer.close()
     assert committed(topics) == 0
@@ -301,3 +312,18 @@ def test_an_error_retrying_cannot_cure_stops_the_sink_without_committing(
 def test_retry_reason_tells_passing_conditions_from_defects(error: Exception,
                                                            reason: str | None) -> None:
     assert retry_reason(error) == reason
+
+
+def test_lag_counts_what_is_not_read_yet_in_one_round_trip(topics: Settings, chdb_client: Any,
+                                                           fresh_db: str) -> None:
+    produce(topics, 30)
+    r = runner(topics, chdb_client, fresh_db, Metrics(CollectorRegistry()))
+    drain_until(r, 30)
+    assert r.lag() == 0
+    produce(topics, 7)  # on the broker, not read yet
+    started = time.monotonic()
+    assert r.lag() == 7
+    assert time.monotonic() - started < 5  # ~40 partitions, not a round trip each
+    drain_until(r, 37)
+    assert r.lag() == 0
+    r.consumer.close()

@@ -9,14 +9,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import find_free_port_pair
-from pipeline import Pipeline
+from pipeline import Pipeline, scrape
 
 from ioc.streams.rules import alert_fingerprint
 
@@ -55,17 +54,6 @@ def incidents() -> list[dict[str, Any]]:
         dict(base, event_id="inc-2", occurred_at=T0 + timedelta(minutes=9),
              incident_type="breakdown", severity="minor"),
     ]
-
-
-def scrape(port: int) -> dict[str, float]:
-    """Prometheus text exposition → {'name{labels}': value}."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
 
 
 KPI_SQL = ("SELECT kpi, `window`, toString(window_start) AS ws, entity, value, sample_count, "
