@@ -21,12 +21,14 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from ioc.connectors.producer import EventProducer, make_producer
+from ioc.connectors.producer import EventProducer, make_producer, partition_key, producer_config
+from ioc.schemas.serde import Serde
 
 IOC = str(Path(sys.executable).parent / "ioc")
 QUERY_SCRIPT = r"""
@@ -60,6 +62,48 @@ def scrape(port: int) -> dict[str, float]:
             key, _, value = line.rpartition(" ")
             out[key] = float(value)
     return out
+
+
+# -- a steady stream through faults ----------------------------------------------------------
+
+FLOW = "ioc.traffic.flow.v1"
+STEADY_T0 = datetime(2026, 11, 5, 0, 0, tzinfo=UTC)
+STEADY_SEGMENTS = ["TK-HV-01", "QL1A-TK-01", "HA-HBT-01", "QL1A-DB-01"]
+
+
+class SteadyProducer(threading.Thread):
+    """Sends flow readings (one per event-time second, ``r-<n>``) at a steady rate with
+    acks=all and records which the broker acknowledged (its delivery reports), through
+    whatever fault the test injects."""
+
+    def __init__(self, bootstrap: str, prefix: str, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.producer = Producer(producer_config(bootstrap))
+        self.prefix, self.rate = prefix, rate
+        self.serde = Serde()
+        self.acked: set[str] = set()
+        self.failed: list[str] = []
+        self.sent: dict[str, dict[str, Any]] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        i = 0
+        while not self.done.is_set():
+            seg = STEADY_SEGMENTS[i % len(STEADY_SEGMENTS)]
+            rec = {"event_id": f"r-{i}", "occurred_at": STEADY_T0 + timedelta(seconds=i),
+                   "source": "SGTVT-QNA", "area_code": "502", "segment_id": seg,
+                   "vehicle_count": 1 + i % 9, "avg_speed_kmh": 40.0, "occupancy": 0.2}
+            self.sent[rec["event_id"]] = rec
+
+            def report(err: Any, _msg: Any, eid: str = rec["event_id"]) -> None:
+                (self.failed.append(eid) if err is not None else self.acked.add(eid))
+
+            self.producer.produce(self.prefix + FLOW, key=partition_key(FLOW, rec),
+                                  value=self.serde.encode(FLOW, rec), on_delivery=report)
+            self.producer.poll(0)
+            i += 1
+            time.sleep(1 / self.rate)
+        self.producer.flush(90)
 
 
 # -- the figures of a fault test ---------------------------------------------------------------

@@ -10,26 +10,17 @@ table without any second run to repair them."""
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import pytest
-from confluent_kafka import Producer
 from helpers import find_free_port_pair
-from pipeline import FIGURE_QUERIES, FaultFigures, Pipeline
+from pipeline import FIGURE_QUERIES, FLOW, FaultFigures, Pipeline, SteadyProducer
 
-from ioc.connectors.producer import partition_key, producer_config
 from ioc.infra.local_kafka import LocalKafka
 from ioc.infra.settings import Settings
-from ioc.schemas.serde import Serde
-
-T0 = datetime(2026, 11, 5, 0, 0, tzinfo=UTC)
-FLOW = "ioc.traffic.flow.v1"
-SEGMENTS = ["TK-HV-01", "QL1A-TK-01", "HA-HBT-01", "QL1A-DB-01"]
 
 
 def fail_with_output(p: Pipeline, run: subprocess.Popen[str], why: str) -> NoReturn:
@@ -49,40 +40,6 @@ def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
         yield kafka
     finally:
         kafka.down()
-
-
-class SteadyProducer(threading.Thread):
-    """Sends flow readings at a steady rate with acks=all and records which the broker
-    acknowledged (its delivery reports), through the restart."""
-
-    def __init__(self, bootstrap: str, prefix: str, rate: float) -> None:
-        super().__init__(daemon=True)
-        self.producer = Producer(producer_config(bootstrap))
-        self.prefix, self.rate = prefix, rate
-        self.serde = Serde()
-        self.acked: set[str] = set()
-        self.failed: list[str] = []
-        self.sent: dict[str, dict[str, Any]] = {}
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        i = 0
-        while not self.done.is_set():
-            seg = SEGMENTS[i % len(SEGMENTS)]
-            rec = {"event_id": f"r-{i}", "occurred_at": T0 + timedelta(seconds=i),
-                   "source": "SGTVT-QNA", "area_code": "502", "segment_id": seg,
-                   "vehicle_count": 1 + i % 9, "avg_speed_kmh": 40.0, "occupancy": 0.2}
-            self.sent[rec["event_id"]] = rec
-
-            def report(err: Any, _msg: Any, eid: str = rec["event_id"]) -> None:
-                (self.failed.append(eid) if err is not None else self.acked.add(eid))
-
-            self.producer.produce(self.prefix + FLOW, key=partition_key(FLOW, rec),
-                                  value=self.serde.encode(FLOW, rec), on_delivery=report)
-            self.producer.poll(0)
-            i += 1
-            time.sleep(1 / self.rate)
-        self.producer.flush(90)
 
 
 def test_broker_restart_mid_stream_loses_nothing_acknowledged(own_broker: LocalKafka,

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import find_free_port_pair
 from outage import ClickHouseOverHttp, TcpProxy
-from pipeline import FIGURE_QUERIES, FaultFigures, Pipeline, scrape
-from test_broker_restart_e2e import FLOW, SteadyProducer
+from pipeline import FIGURE_QUERIES, FLOW, FaultFigures, Pipeline, SteadyProducer, scrape
 
 OUTAGE_S = 6.0
 
