@@ -6,13 +6,24 @@ batch of the poll round has been written. A crash between insert and commit repl
 the insert carries a dedup token (``topic:partition:first-last``) and the tables replace rows by
 key, so queries with ``FINAL`` still see one row per event.
 
-Overload (too many parts, timeouts, memory limits) raises :class:`SinkBackpressure` with a
-delay; the runner waits and retries the same batches — never a crash, never a silent drop.
+When ClickHouse cannot take a batch for a reason that passes — unreachable (connection
+refused or reset, timeouts: clickhouse-connect's ``OperationalError``), overloaded (too many
+parts, memory limits, too many queries), out of disk, a replica read-only — the insert raises
+:class:`SinkBackpressure`; the runner retries the same batch with exponential backoff (1 s,
+doubling, at most ``max_backoff_s``), logs each failure with its reason, counts it
+(``ioc_sink_retries_total``) and shows ``ioc_sink_clickhouse_up = 0`` until an insert
+succeeds. Meanwhile it neither reads nor commits: the Kafka lag grows and the events wait in
+Kafka, so nothing is lost, and after the outage the sink catches up from where it stopped —
+never a crash loop, never a busy spin, never a silent drop. Any other error (a bug, a schema
+mismatch) stops the sink with that error, without committing the batch. An outage longer than
+the consumer's ``max.poll.interval.ms`` (5 minutes) makes the group hand the partitions over;
+the sink then re-reads them from its last commit (inserts are idempotent, see above).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,15 +75,47 @@ def default_mappings(serde: Serde) -> list[TableMapping]:
 
 
 class SinkBackpressure(Exception):
-    """ClickHouse asked us to slow down; retry the same batch after ``delay`` seconds."""
+    """ClickHouse cannot take the batch now (unreachable or overloaded); retry the same batch
+    after at least ``delay`` seconds. ``reason`` is short, for logs and metrics."""
 
-    def __init__(self, message: str, delay: float) -> None:
+    def __init__(self, message: str, delay: float, reason: str = "") -> None:
         super().__init__(message)
         self.delay = delay
+        self.reason = reason
 
 
+class SinkStopped(Exception):
+    """The sink was asked to stop while a batch was still unwritten: nothing was committed."""
+
+
+# ClickHouse error names (and transport phrases) of conditions that pass by themselves.
 _RETRYABLE = ("TOO_MANY_PARTS", "TIMEOUT", "MEMORY_LIMIT_EXCEEDED", "TOO_MANY_SIMULTANEOUS",
-              "Connection", "timed out", "NETWORK_ERROR", "SOCKET_TIMEOUT")
+              "Connection", "timed out", "NETWORK_ERROR", "SOCKET_TIMEOUT", "NOT_ENOUGH_SPACE",
+              "TABLE_IS_READ_ONLY", "ALL_CONNECTION_TRIES_FAILED", "KEEPER_EXCEPTION",
+              "ABORTED", "HTTP status 502", "HTTP status 503", "HTTP status 504")
+
+
+_URL_QUERY = re.compile(r"\?[^\s'\"()]*")
+
+
+def _brief(exc: BaseException) -> str:
+    """The error's text for a log line: without URL query strings (clickhouse-connect puts
+    every request setting there, which would push the reason — "Connection refused" — out
+    of the line), at most 300 characters."""
+    return _URL_QUERY.sub("", str(exc))[:300]
+
+
+def retry_reason(exc: BaseException) -> str | None:
+    """Why an insert error is worth retrying (``unreachable``, ``overloaded``), or None for an
+    error that retrying would not cure."""
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    if isinstance(exc, (OperationalError, ConnectionError, TimeoutError)):
+        return "unreachable"  # transport: refused, reset, timed out, server went away
+    text = str(exc)
+    if any(marker in text for marker in _RETRYABLE):
+        return "overloaded"
+    return None
 
 
 @dataclass
@@ -102,11 +145,14 @@ class ClickHouseSink:
     the dedup token still makes a retried batch idempotent there)."""
 
     def __init__(self, client: Any, database: str, metrics: Metrics,
-                 insert_settings: Mapping[str, Any] | None = None) -> None:
+                 insert_settings: Mapping[str, Any] | None = None,
+                 store: str = "embedded") -> None:
         self.client = client
         self.database = database
         self.metrics = metrics
         self.insert_settings = dict(insert_settings or {})
+        self.up = metrics.sink_clickhouse_up.labels(store)
+        self.up.set(1)  # connected
 
     def write(self, batch: Batch) -> None:
         m = batch.mapping
@@ -117,11 +163,14 @@ class ClickHouseSink:
                                settings={**self.insert_settings,
                                          "insert_deduplication_token": batch.dedup_token})
         except Exception as exc:
-            text = str(exc)
-            if any(marker in text for marker in _RETRYABLE):
-                self.metrics.sink_retries.labels(m.table, type(exc).__name__).inc()
-                raise SinkBackpressure(f"{m.table}: {text[:300]}", delay=1.0) from exc
-            raise
+            reason = retry_reason(exc)
+            if reason is None:
+                raise
+            self.metrics.sink_retries.labels(m.table, type(exc).__name__).inc()
+            self.up.set(0)
+            raise SinkBackpressure(f"{m.table}: {type(exc).__name__}: {_brief(exc)}",
+                                   delay=1.0, reason=reason) from exc
+        self.up.set(1)
         self.metrics.sink_batch_seconds.labels(m.table).observe(time.perf_counter() - start)
         self.metrics.sink_batch_rows.labels(m.table).observe(len(batch.rows))
         self.metrics.events_out.labels("sink", m.table).inc(len(batch.rows))
@@ -134,7 +183,9 @@ class SinkRunner:
                  mappings: Sequence[TableMapping], metrics: Metrics,
                  topic_name: Callable[[str], str] = lambda t: t,
                  max_batch: int = 20000, max_wait_s: float = 0.5,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 max_backoff_s: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.consumer = consumer
         self.sink = sink
         self.serde = serde
@@ -142,6 +193,8 @@ class SinkRunner:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.clock = clock
+        self.max_backoff_s = max_backoff_s
+        self.sleep = sleep
         self.by_physical: dict[str, TableMapping] = {topic_name(m.topic): m for m in mappings}
         self.rows_written = 0
 
@@ -156,7 +209,10 @@ class SinkRunner:
         return row
 
     def poll_round(self, stop: Callable[[], bool] = lambda: False) -> int:
-        """Collect up to ``max_batch`` messages or ``max_wait_s``, write, then commit."""
+        """Collect up to ``max_batch`` messages or ``max_wait_s``, write, then commit.
+
+        Raises :class:`SinkStopped` when ``stop()`` turns true while a batch cannot be
+        written: nothing of the round is committed then."""
         batches: dict[tuple[str, int], Batch] = {}
         offsets: dict[tuple[str, int], int] = {}
         deadline = time.monotonic() + self.max_wait_s
@@ -227,15 +283,42 @@ class SinkRunner:
                 delay = min(delay * 2, 10.0)
 
     def _write_with_retry(self, batch: Batch, stop: Callable[[], bool]) -> None:
-        delay = 0.5
+        """Write ``batch``, retrying while ClickHouse cannot take it: waits of 1 s (or what
+        the error asks), doubling up to ``max_backoff_s``. Nothing is read or committed
+        meanwhile, so the rows wait in Kafka and the lag grows."""
+        delay, attempts, first_failure = 1.0, 0, 0.0
         while True:
             try:
                 self.sink.write(batch)
-                return
             except SinkBackpressure as exc:
-                log.warning("ClickHouse overloaded, retrying in %.1fs: %s", exc.delay, exc)
-                time.sleep(max(exc.delay, delay))
-                delay = min(delay * 2, 30.0)
+                attempts += 1
+                if attempts == 1:
+                    first_failure = time.monotonic()
+                wait = min(max(exc.delay, delay), self.max_backoff_s)
+                log.warning("ClickHouse insert into %s failed (%s, attempt %d): %s; %d rows held, "
+                            "offsets not committed; retrying in %.1fs", batch.mapping.table,
+                            exc.reason or "retryable", attempts, exc, len(batch.rows), wait)
+                if self._wait(wait, stop):
+                    raise SinkStopped(f"stopped while {batch.mapping.table} was unwritable"
+                                      ) from exc
+                delay = min(delay * 2, self.max_backoff_s)
+                continue
+            if attempts:
+                log.warning("ClickHouse insert into %s succeeded after %d failed attempts "
+                            "(%.1fs); catching up", batch.mapping.table, attempts,
+                            time.monotonic() - first_failure)
+            return
+
+    def _wait(self, seconds: float, stop: Callable[[], bool]) -> bool:
+        """Sleep ``seconds`` in short steps; True as soon as ``stop()`` is."""
+        left = seconds
+        while left > 0:
+            if stop():
+                return True
+            step = min(left, 0.5)
+            self.sleep(step)
+            left -= step
+        return stop()
 
     def lag(self) -> int:
         """Messages not yet consumed on the assigned partitions (-1 when unknown)."""
@@ -249,13 +332,17 @@ class SinkRunner:
             # that, the committed offset is where consumption resumes.
             committed = {(tp.topic, tp.partition): tp.offset
                          for tp in self.consumer.committed(assignment, timeout=5)}
+            ends = self._log_offsets(assignment, _LATEST)
+            fresh = [tp for tp in positions  # nothing consumed nor committed: from the start
+                     if tp.offset < 0 and committed.get((tp.topic, tp.partition), -1) < 0
+                     and ends[(tp.topic, tp.partition)] > 0]
+            starts = self._log_offsets(fresh, _EARLIEST) if fresh else {}
             for tp in positions:
-                low, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-                pos = tp.offset
+                key = (tp.topic, tp.partition)
+                high = ends[key]
+                pos = tp.offset if tp.offset >= 0 else committed.get(key, -1)
                 if pos < 0:
-                    pos = committed.get((tp.topic, tp.partition), -1)
-                if pos < 0:
-                    pos = low
+                    pos = starts.get(key, high)
                 lag = max(high - pos, 0)
                 self.metrics.consumer_lag.labels("sink", tp.topic, str(tp.partition)).set(lag)
                 total += lag
@@ -263,6 +350,22 @@ class SinkRunner:
             return -1
         return total
 
+    def _log_offsets(self, partitions: Sequence[TopicPartition], which: int
+                     ) -> dict[tuple[str, int], int]:
+        """The latest or earliest offset of each partition, in one request per broker (asking
+        partition by partition takes a round trip each: seconds for the ~50 the sink reads)."""
+        found = self.consumer.offsets_for_times(
+            [TopicPartition(tp.topic, tp.partition, which) for tp in partitions], timeout=5)
+        out = {}
+        for tp in found:
+            if tp.error is not None or tp.offset < 0:
+                raise KafkaException(tp.error or KafkaError(KafkaError._NO_OFFSET))
+            out[(tp.topic, tp.partition)] = tp.offset
+        return out
+
+
+# ListOffsets timestamps that mean "the end" and "the start" of a partition's log.
+_LATEST, _EARLIEST = -1, -2
 
 _REBALANCED = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
                KafkaError.UNKNOWN_MEMBER_ID, KafkaError._ASSIGNMENT_LOST}

@@ -30,6 +30,11 @@ class Metrics:
                                             registry=registry)
         self.sink_retries = Counter("ioc_sink_retries", "Retried ClickHouse inserts",
                                     ["table", "reason"], registry=registry)
+        self.sink_clickhouse_up = Gauge(
+            "ioc_sink_clickhouse_up",
+            "1 while the sink can write to ClickHouse, 0 while its inserts fail and are retried "
+            "with backoff (unreachable or overloaded); store = where it writes", ["store"],
+            registry=registry)
         self.sink_skipped = Counter("ioc_sink_skipped",
                                     "Undecodable raw messages the sink skipped (the stream "
                                     "worker dead-letters them)", ["topic"], registry=registry)

@@ -35,7 +35,7 @@ from confluent_kafka.admin import (
 )
 from prometheus_client import CollectorRegistry
 
-from ioc.connectors.clickhouse import connect
+from ioc.connectors.clickhouse import ClickHouseUnavailable, connect
 from ioc.connectors.schema_registry import serde_for
 from ioc.infra import (
     migrations,
@@ -312,14 +312,41 @@ def start_query_server(settings: Settings) -> Any | None:
     return server
 
 
+def connect_retrying(settings: Settings, stop: Callable[[], bool],
+                     max_backoff_s: float = 30.0,
+                     sleep: Callable[[float], None] = time.sleep) -> Any | None:
+    """A client of the ClickHouse server, waiting for it with backoff (1 s, doubling, at most
+    ``max_backoff_s``) and one log line per attempt; None if ``stop()`` turned true first."""
+    delay = 1.0
+    attempt = 0
+    while not stop():
+        try:
+            return connect(settings.clickhouse)
+        except ClickHouseUnavailable as exc:
+            attempt += 1
+            log.warning("ClickHouse is not reachable (attempt %d): %s; retrying in %.0fs",
+                        attempt, exc, delay)
+        for _ in range(int(delay * 2)):  # half-second steps: a stop is noticed at once
+            if stop():
+                return None
+            sleep(0.5)
+        delay = min(delay * 2, max_backoff_s)
+    return None
+
+
 def sink_main(settings: Settings, drain: Any, ready: Any, parent_pid: int) -> None:
     """Entry point of the sink process (multiprocessing, spawn)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s sink %(levelname)s %(message)s")
+    # The sink logs each failed insert itself, with the reason; the HTTP client's own
+    # warnings about the same failure would only repeat it.
+    for noisy in ("urllib3", "clickhouse_connect"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     _quiet_stdout()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates shutdown
     from ioc.connectors.sink import (
         ClickHouseSink,
         SinkRunner,
+        SinkStopped,
         default_mappings,
         sink_consumer_config,
     )
@@ -332,23 +359,40 @@ def sink_main(settings: Settings, drain: Any, ready: Any, parent_pid: int) -> No
         except OSError as exc:
             log.warning("sink metrics port %d unavailable: %s", settings.metrics_port + 1, exc)
     serde = serde_for(settings)  # Confluent framing/ids when a registry is configured
-    client = connect(settings.clickhouse)
+
+    def orphaned() -> bool:
+        return os.getppid() != parent_pid
+
+    # The embedded store opens at once or not at all (another process holds it): fail fast.
+    # A server may be down for a while (it restarts, the network is away): the sink process
+    # starts anyway and waits for it with backoff, and the events wait in Kafka.
+    client = connect(settings.clickhouse) if settings.chdb_path is not None else None
     query_server = start_query_server(settings)
+    ready.set()
+    if client is None:
+        client = connect_retrying(settings, orphaned)
+        if client is None:
+            log.warning("parent process is gone; sink exits")
+            os._exit(3)
     sink = ClickHouseSink(client, settings.database, metrics,
-                          insert_settings=cluster_insert_settings(settings.clickhouse_cluster))
+                          insert_settings=cluster_insert_settings(settings.clickhouse_cluster),
+                          store=settings.clickhouse_store)
     consumer = Consumer(sink_consumer_config(settings.bootstrap, f"{settings.topic_prefix}ioc-sink",
                                              **settings.kafka_security))
     runner = SinkRunner(consumer, sink, serde, default_mappings(serde), metrics,
                         topic_name=settings.topic)
     runner.subscribe()
-    ready.set()
     quiet_rounds = 0
     try:
         while True:
-            if os.getppid() != parent_pid:
+            if orphaned():
                 log.warning("parent process is gone; sink exits without committing more")
                 os._exit(3)
-            n = runner.poll_round(stop=lambda: os.getppid() != parent_pid)
+            try:
+                n = runner.poll_round(stop=orphaned)
+            except SinkStopped:
+                log.warning("parent process is gone; sink exits without committing more")
+                os._exit(3)
             if drain.is_set():
                 quiet_rounds = quiet_rounds + 1 if n == 0 else 0
                 if quiet_rounds >= 3 and runner.lag() == 0:

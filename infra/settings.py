@@ -309,6 +309,15 @@ class Settings:
         return mask_url(self.clickhouse)
 
     @property
+    def clickhouse_store(self) -> str:
+        """Where the platform writes, for metric labels: ``embedded`` or ``scheme://host:port``
+        (no user, no password, no path)."""
+        if self.chdb_path is not None:
+            return "embedded"
+        parts = urlsplit(self.clickhouse)
+        return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}".rstrip(":")
+
+    @property
     def kafka_security(self) -> dict[str, str]:
         """librdkafka (confluent-kafka) properties for the configured security protocol; empty
         for PLAINTEXT. Merge them into every client's config (see :meth:`kafka_config`)."""

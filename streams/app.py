@@ -458,15 +458,23 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     return app, state
 
 
-def partition_lags(app: faust.App, state: WorkerState) -> dict[Any, int | None]:
-    """Messages not yet read on each assigned partition (None while its end is unknown)."""
+def partition_lags(app: faust.App, state: WorkerState,
+                   ends: Mapping[tuple[str, int], int] | None = None) -> dict[Any, int | None]:
+    """Messages not yet read on each assigned partition (None while its end is unknown).
+
+    The partitions' ends are ``ends`` (asked of the broker) or else the highwaters of the last
+    fetch responses (cheap, for the metrics; stale while the broker is away)."""
     consumer = app.consumer
     lags: dict[Any, int | None] = {}
     for tp in consumer.assignment():
-        try:
-            high = consumer.highwater(tp)
-        except Exception:  # not fetched yet
-            high = None
+        high: int | None
+        if ends is not None:
+            high = ends.get((tp.topic, tp.partition))
+        else:
+            try:
+                high = consumer.highwater(tp)
+            except Exception:  # not fetched yet
+                high = None
         if high is None:
             lags[tp] = None
             continue
@@ -482,9 +490,21 @@ def partition_lags(app: faust.App, state: WorkerState) -> dict[Any, int | None]:
     return lags
 
 
-async def caught_up(app: faust.App, state: WorkerState) -> bool:
-    """True when the worker has read every message that was on its assigned partitions."""
-    lags = partition_lags(app, state)
+async def caught_up(app: faust.App, state: WorkerState, timeout: float = 10.0) -> bool:
+    """True when the worker has read every message that is on its assigned partitions now.
+
+    The ends are asked of the broker: the highwaters of the last fetch responses stop moving
+    while the broker is away, and an idle exit judged on them stopped a worker during a broker
+    restart with everything produced since unread. No answer (broker away) → False."""
+    assignment = app.consumer.assignment()
+    if not assignment:
+        return False
+    try:
+        found = await asyncio.wait_for(app.consumer.highwaters(*assignment), timeout)
+    except Exception:  # broker unreachable, request timed out, partitions moving
+        return False
+    ends = {(tp.topic, tp.partition): offset for tp, offset in found.items()}
+    lags = partition_lags(app, state, ends)
     return bool(lags) and all(lag is not None and lag <= 0 for lag in lags.values())
 
 

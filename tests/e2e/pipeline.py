@@ -16,15 +16,19 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from ioc.connectors.producer import EventProducer, make_producer
+from ioc.connectors.producer import EventProducer, make_producer, partition_key, producer_config
+from ioc.schemas.serde import Serde
 
 IOC = str(Path(sys.executable).parent / "ioc")
 QUERY_SCRIPT = r"""
@@ -47,6 +51,137 @@ for name, sql in queries.items():
     out[name] = [{c: conv(v) for c, v in zip(r.column_names, row)} for row in r.result_rows]
 json.dump(out, sys.stdout, ensure_ascii=False)
 """
+
+
+def scrape(port: int) -> dict[str, float]:
+    """A process's Prometheus metrics (text exposition) → {'name{labels}': value}."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+# -- a steady stream through faults ----------------------------------------------------------
+
+FLOW = "ioc.traffic.flow.v1"
+STEADY_T0 = datetime(2026, 11, 5, 0, 0, tzinfo=UTC)
+STEADY_SEGMENTS = ["TK-HV-01", "QL1A-TK-01", "HA-HBT-01", "QL1A-DB-01"]
+
+
+class SteadyProducer(threading.Thread):
+    """Sends flow readings (one per event-time second, ``r-<n>``) at a steady rate with
+    acks=all and records which the broker acknowledged (its delivery reports), through
+    whatever fault the test injects."""
+
+    def __init__(self, bootstrap: str, prefix: str, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.producer = Producer(producer_config(bootstrap))
+        self.prefix, self.rate = prefix, rate
+        self.serde = Serde()
+        self.acked: set[str] = set()
+        self.failed: list[str] = []
+        self.sent: dict[str, dict[str, Any]] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        i = 0
+        while not self.done.is_set():
+            seg = STEADY_SEGMENTS[i % len(STEADY_SEGMENTS)]
+            rec = {"event_id": f"r-{i}", "occurred_at": STEADY_T0 + timedelta(seconds=i),
+                   "source": "SGTVT-QNA", "area_code": "502", "segment_id": seg,
+                   "vehicle_count": 1 + i % 9, "avg_speed_kmh": 40.0, "occupancy": 0.2}
+            self.sent[rec["event_id"]] = rec
+
+            def report(err: Any, _msg: Any, eid: str = rec["event_id"]) -> None:
+                (self.failed.append(eid) if err is not None else self.acked.add(eid))
+
+            self.producer.produce(self.prefix + FLOW, key=partition_key(FLOW, rec),
+                                  value=self.serde.encode(FLOW, rec), on_delivery=report)
+            self.producer.poll(0)
+            i += 1
+            time.sleep(1 / self.rate)
+        self.producer.flush(90)
+
+
+# -- the figures of a fault test ---------------------------------------------------------------
+
+FIGURE_QUERIES = {
+    "fig_ids": "SELECT event_id FROM ioc.traffic_flow FINAL",
+    "fig_rows": "SELECT count() AS n FROM ioc.traffic_flow",
+    "fig_kpi": "SELECT `window` AS w, entity, toString(window_start) AS ws, value "
+               "FROM ioc.kpi FINAL WHERE kpi = 'traffic.vehicle_count'",
+    "fig_raw": "SELECT '1m' AS w, segment_id AS entity, "
+               "toString(toStartOfMinute(occurred_at)) AS ws, toFloat64(sum(vehicle_count)) "
+               "AS value FROM ioc.traffic_flow FINAL GROUP BY entity, ws "
+               "UNION ALL SELECT '1h' AS w, segment_id AS entity, "
+               "toString(toStartOfHour(occurred_at)) AS ws, toFloat64(sum(vehicle_count)) "
+               "AS value FROM ioc.traffic_flow FINAL GROUP BY entity, ws",
+}
+"""What :meth:`FaultFigures.of` reads: pass them to :meth:`Pipeline.query` with the test's own
+queries (one engine start)."""
+
+
+@dataclass(frozen=True)
+class FaultFigures:
+    """The figures of one fault test, printed as one ``FAULT-FIGURES`` line (collected into
+    docs/reliability.md) and asserted on — the same numbers.
+
+    ``events``: flow events the test sent that must be stored (acknowledged by the broker);
+    ``lost``: of those, not in ``ioc.traffic_flow``; ``duplicates``: rows beyond one per
+    event as queries see the table (``FINAL``; the table replaces rows by key, so a replayed
+    batch is not a duplicate); ``kpi_mismatches``: ``traffic.vehicle_count`` windows (1m and
+    1h, per segment) whose value differs from a recomputation from the raw table, that exist
+    on one side only, or that have several rows.
+    """
+
+    name: str
+    events: int
+    faults: int
+    lost: int
+    duplicates: int
+    kpi_mismatches: int
+    extra: tuple[tuple[str, str], ...] = ()
+    wrong_kpis: tuple[str, ...] = ()  # the first mismatches, for the failure message
+
+    @classmethod
+    def of(cls, name: str, got: Mapping[str, list[dict[str, Any]]], expected: Iterable[str],
+           faults: int, **extra: object) -> FaultFigures:
+        want = set(expected)
+        ids = [r["event_id"] for r in got["fig_ids"]]
+        stored = set(ids)
+        kpi: dict[tuple[str, str, str], list[float]] = {}
+        for r in got["fig_kpi"]:
+            kpi.setdefault((r["w"], r["entity"], r["ws"][:16]), []).append(r["value"])
+        raw = {(r["w"], r["entity"], r["ws"][:16]): r["value"] for r in got["fig_raw"]}
+        wrong = sorted((key, kpi.get(key), raw.get(key)) for key in kpi.keys() | raw.keys()
+                       if kpi.get(key, [None]) != [raw.get(key)])
+        foreign = len(stored - want)
+        info = {"rows_before_merge": got["fig_rows"][0]["n"], "kpi_windows": len(raw),
+                **({"unexpected": foreign} if foreign else {}), **extra}
+        return cls(name, len(want), faults, len(want - stored), len(ids) - len(stored),
+                   len(wrong), tuple((k, str(v)) for k, v in info.items()),
+                   tuple(f"{key}: kpi {k} raw {r}" for key, k, r in wrong[:10]))
+
+    def line(self) -> str:
+        parts = [f"name={self.name}", f"events={self.events}", f"faults={self.faults}",
+                 f"lost={self.lost}", f"duplicates={self.duplicates}",
+                 f"kpi_mismatches={self.kpi_mismatches}",
+                 *(f"{k}={v}" for k, v in self.extra)]
+        return "FAULT-FIGURES " + " ".join(parts)
+
+    def report(self) -> FaultFigures:
+        """Print the line (``pytest -s`` or ``-rP`` shows it) and return self."""
+        print(self.line(), flush=True)
+        return self
+
+    def assert_nothing_lost_or_doubled(self) -> None:
+        assert self.events > 0, self.line()
+        assert (self.lost, self.duplicates, self.kpi_mismatches) == (0, 0, 0), \
+            "\n".join((self.line(), *self.wrong_kpis))
+        assert dict(self.extra).get("unexpected") is None, self.line()
 
 
 class _Drain(threading.Thread):
@@ -140,11 +275,11 @@ class Pipeline:
     def run_until_idle(self, idle_s: float = 2.0) -> subprocess.CompletedProcess[str]:
         return self.ioc("run", "--exit-when-idle", str(idle_s), timeout=300)
 
-    def start_run(self) -> subprocess.Popen[str]:
-        """``ioc run`` in the background. Its output is drained continuously (a full pipe
-        would block the process on its next log line, e.g. while the broker is away and
+    def start_run(self, *args: str) -> subprocess.Popen[str]:
+        """``ioc run [args]`` in the background. Its output is drained continuously (a full
+        pipe would block the process on its next log line, e.g. while the broker is away and
         the clients log every reconnect); ``run.stdout.read()`` gives the last lines."""
-        return _DrainedRun([IOC, "run"], env=self.env, stdout=subprocess.PIPE,
+        return _DrainedRun([IOC, "run", *args], env=self.env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
     @staticmethod

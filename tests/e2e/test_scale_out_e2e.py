@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline import IOC, Pipeline
+from pipeline import FIGURE_QUERIES, IOC, FaultFigures, Pipeline
 
 T0 = datetime(2026, 11, 3, 0, 0, tzinfo=UTC)
 FLOW = "ioc.traffic.flow.v1"
@@ -80,6 +80,7 @@ def test_workers_joining_and_dying_mid_stream_keep_kpis_exact(kafka_broker: str,
     # Whatever the group left open (windows still held at the end) is finished by one run.
     p.run_until_idle(idle_s=3.0)
     got = p.query(
+        **FIGURE_QUERIES,
         raw="SELECT count() AS n, uniqExact(event_id) AS ids FROM ioc.traffic_flow FINAL",
         hours="SELECT entity, toHour(window_start) AS h, value FROM ioc.kpi FINAL "
               "WHERE kpi = 'traffic.vehicle_count' AND `window` = '1h'",
@@ -88,6 +89,10 @@ def test_workers_joining_and_dying_mid_stream_keep_kpis_exact(kafka_broker: str,
         dupes="SELECT count() AS n FROM (SELECT kpi, `window`, window_start, entity, count() c "
               "FROM ioc.kpi FINAL GROUP BY ALL HAVING c > 1)")
     p.close()
+    # faults: a third worker joins mid-stream, one is SIGKILLed (both move partitions)
+    fig = FaultFigures.of("scale_out_join_and_kill", got, (e["event_id"] for e in events),
+                          faults=2, workers=3).report()
+    fig.assert_nothing_lost_or_doubled()
     assert got["raw"] == [{"n": len(events), "ids": len(events)}]
     assert {(r["entity"], r["h"]): r["value"] for r in got["hours"]} == {
         k: float(v) for k, v in expected_1h.items()}

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from helpers import find_free_port_pair
-from pipeline import Pipeline
+from pipeline import FIGURE_QUERIES, FaultFigures, Pipeline
 
 pytestmark = pytest.mark.serial  # stall timeouts: a busy neighbour would look like a stall
 
@@ -72,11 +72,15 @@ def test_stalled_worker_is_reported_restarted_and_loses_nothing(pipeline: Pipeli
     pipeline.env["IOC_METRICS_PORT"] = "0"
     pipeline.run_until_idle(idle_s=3.0)
     got = pipeline.query(
+        **FIGURE_QUERIES,
         alert="SELECT severity, status, domain, summary, ends_at IS NOT NULL AS ended "
               "FROM ioc.alerts FINAL WHERE rule = 'platform.worker_stalled'",
         raw="SELECT count() AS n FROM ioc.traffic_flow FINAL",
         hours="SELECT toHour(window_start) AS h, sum(value) AS v FROM ioc.kpi FINAL "
               "WHERE kpi = 'traffic.vehicle_count' AND `window` = '1h' GROUP BY h ORDER BY h")
+    fig = FaultFigures.of("watchdog_stalled_worker", got,
+                          (e["event_id"] for e in before + after), faults=1).report()
+    fig.assert_nothing_lost_or_doubled()
     assert got["raw"] == [{"n": len(before) + len(after)}]
     expected: dict[int, float] = {}
     for e in before + after:

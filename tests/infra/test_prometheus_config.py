@@ -49,13 +49,14 @@ def test_scrape_config_has_one_job_per_process_on_the_metrics_ports() -> None:
             assert not set(static.get("labels") or {}) & metric_labels
 
 
-def test_rules_cover_process_down_lag_dead_letters_and_sink_retries() -> None:
+def test_rules_cover_process_down_lag_dead_letters_sink_retries_and_clickhouse_down() -> None:
     by_name = {rule["alert"]: rule for rule in RULES}
     assert len(by_name) == len(RULES)
     assert metric_names(by_name["IocProcessDown"]["expr"]) == {"up"}
     assert metric_names(by_name["IocConsumerLagGrowing"]["expr"]) == {"ioc_consumer_lag"}
     assert metric_names(by_name["IocDeadLetters"]["expr"]) == {"ioc_dead_letters_total"}
     assert metric_names(by_name["IocSinkRetries"]["expr"]) == {"ioc_sink_retries_total"}
+    assert metric_names(by_name["IocClickHouseUnwritable"]["expr"]) == {"ioc_sink_clickhouse_up"}
     assert label_values(by_name["IocProcessDown"]["expr"], "job") == set(SCRAPE_JOBS)
 
 
