@@ -1231,7 +1231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             c = e2e.checks
             cost = cpu_costs(e2e.cpu, n, n + e2e.output_records)
             if cost:
-                say("  CPU cost (does not depend on how busy the machine was): " + "; ".join(
+                say("  CPU cost (depends much less than the rates on the machine's load): "
+                    + "; ".join(
                     f"{name} {ms:.3f} ms per {unit} = {1000 / ms:,.0f} {unit}s/s per core"
                     for name, (ms, unit) in cost.items()))
             kpi_line = ", ".join(f"{k['kpi']}[{k['window']}] {k['rows']}" for k in

@@ -332,7 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"workers={r.workers} worker_events_per_s={n / r.read_s:.0f} "
             f"e2e_events_per_s={n / r.e2e_s:.0f} sink_raw_rows_per_s={n / r.raw_s:.0f}")
     if len(results) >= 2:
-        a, b = results[0], results[-1]
+        a = min(results, key=lambda r: r.workers)
+        b = max(results, key=lambda r: r.workers)
         say(f"ratio_{b.workers}_vs_{a.workers} workers={a.read_s / b.read_s:.2f} "
             f"e2e={a.e2e_s / b.e2e_s:.2f}")
     return 0
