@@ -33,6 +33,12 @@ last :meth:`advance` — and a restarted worker installs it as a :class:`ReplayG
   their events). A window open at the checkpoint held all its events, is replayed whole and is
   not quiet.
 
+What no checkpoint covers: a worker killed between two checkpoints (every 5 s) replays from its
+last *committed* offset, and a window that closed after the last checkpoint is rebuilt from the
+replayed events; if some of its events came before the committed offset (events of it and of the
+next window interleaved out of order in the partition), the rebuilt value is partial and
+replaces the complete one. In-order data never hits this.
+
 A window fed by several partitions has one more hazard that no guard covers: it closes when the
 partitions that fed it *so far* are past it, so a partition read much later (a lagging one, or
 one that moved to another worker) can re-create it from its own events alone. KPI keys therefore
