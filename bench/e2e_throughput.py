@@ -1100,9 +1100,8 @@ def broker(data_dir: Path, keep: bool) -> Iterator[tuple[str, int | None]]:
 
 # -- main ------------------------------------------------------------------------------------------
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_workload_args(p: argparse.ArgumentParser) -> None:
+    """The workload options every end-to-end benchmark shares (this one and ``scaling.py``)."""
     p.add_argument("--mix", choices=("all", "traffic"), default="all",
                    help="all: every subsystem's events over a simulated working day at the "
                         "simulators' rates (default); traffic: flow readings only")
@@ -1117,16 +1116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="keep the data dir and leave the broker running")
     p.add_argument("--interval-s", type=float, default=10.0,
                    help="seconds between two readings of one segment (default 10)")
-    p.add_argument("--latency-rate", default="2000",
-                   help="events/s in the latency phase (default 2000); a comma list such as "
-                        "2000,500 runs one phase per rate, the summary line uses the first")
-    p.add_argument("--latency-seconds", type=float, default=15.0,
-                   help="length of the latency phase (default 15)")
-    p.add_argument("--skip-latency", action="store_true")
-    p.add_argument("--profile", action="store_true",
-                   help="also profile the worker and the sink (cProfile) and print hot spots")
-    p.add_argument("--seed", type=int, default=49)
-    args = p.parse_args(argv)
+
+
+def check_workload_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.mix == "all" and args.events is not None:
         p.error("--events is for --mix traffic; the mix's size is set by --hours")
     if args.mix == "traffic" and args.events is None:
@@ -1137,6 +1129,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--hours must be in (0, 168]")
     if args.interval_s <= 0:
         p.error("--interval-s must be > 0")
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_workload_args(p)
+    p.add_argument("--latency-rate", default="2000",
+                   help="events/s in the latency phase (default 2000); a comma list such as "
+                        "2000,500 runs one phase per rate, the summary line uses the first")
+    p.add_argument("--latency-seconds", type=float, default=15.0,
+                   help="length of the latency phase (default 15)")
+    p.add_argument("--skip-latency", action="store_true")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile the worker and the sink (cProfile) and print hot spots")
+    p.add_argument("--seed", type=int, default=49)
+    args = p.parse_args(argv)
+    check_workload_args(p, args)
     try:
         rates = [float(r) for r in str(args.latency_rate).split(",") if r.strip()]
     except ValueError:

@@ -54,8 +54,10 @@ from e2e_throughput import (
     DataSet,
     GroupWatch,
     IocRun,
+    add_workload_args,
     broker,
     broker_idle_rate,
+    check_workload_args,
     cpu_costs,
     end_offsets,
     free_port_pair,
@@ -230,28 +232,14 @@ def run_scale(bootstrap: str, k: int, partitions: int, data: DataSet, data_dir: 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mix", choices=("all", "traffic"), default="all",
-                   help="all: every subsystem over a simulated working day (default); "
-                        "traffic: flow readings only")
-    p.add_argument("--hours", type=float, default=24.0,
-                   help="with --mix all: hours of the latest complete working day (default 24)")
-    p.add_argument("--events", type=int, help="with --mix traffic: flow readings (100000)")
+    add_workload_args(p)
     p.add_argument("--workers", default="1,2",
                    help="worker process counts to compare, in order (default 1,2)")
     p.add_argument("--partitions", type=int, default=6,
                    help="partitions of every topic (default 6; at least the largest count)")
-    p.add_argument("--interval-s", type=float, default=10.0,
-                   help="seconds between two readings of one segment (default 10)")
-    p.add_argument("--data-dir", type=Path,
-                   help="where broker, chDB and logs go (default: a temporary dir)")
-    p.add_argument("--keep", action="store_true",
-                   help="keep the data dir and leave the broker running")
     p.add_argument("--seed", type=int, default=49)
     args = p.parse_args(argv)
-    if args.mix == "all" and args.events is not None:
-        p.error("--events is for --mix traffic; the mix's size is set by --hours")
-    if args.mix == "traffic" and args.events is None:
-        args.events = 100_000
+    check_workload_args(p, args)
     try:
         counts = [int(w) for w in str(args.workers).split(",") if w.strip()]
     except ValueError:
