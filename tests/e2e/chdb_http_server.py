@@ -19,20 +19,19 @@ Run: ``python chdb_http_server.py STORE_DIR PORT`` (stops on SIGTERM, closing th
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import signal
 import sys
 import tempfile
 import threading
-import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ioc.connectors.native_format import native_for_revision
+from ioc.connectors.query_server import _decompress  # the same request decoding as the server
 
 _TRANSPORT = frozenset({
     "query", "database", "default_format", "user", "password", "query_id", "session_id",
@@ -47,20 +46,6 @@ _INSERT_HEAD = re.compile(rb"\s*(INSERT\s+INTO\s+.+?\s+FORMAT\s+\w+)[ \t]*\r?\n"
                           re.IGNORECASE | re.DOTALL)
 _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _CODE = re.compile(r"Code: (\d+)\.")
-
-
-def _decompress(data: bytes, encoding: str) -> bytes:
-    enc = encoding.strip().lower()
-    if enc in ("", "identity"):
-        return data
-    if enc == "gzip":
-        return gzip.decompress(data)
-    if enc == "deflate":
-        return zlib.decompress(data)
-    import cramjam
-
-    codec = {"lz4": cramjam.lz4, "zstd": cramjam.zstd, "br": cramjam.brotli}[enc]
-    return bytes(codec.decompress(data))
 
 
 def _quote(value: str) -> str:

@@ -23,8 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from ioc.connectors.producer import EventProducer, make_producer, partition_key, producer_config
@@ -329,3 +330,12 @@ class Pipeline:
         if proc.returncode != 0:
             raise AssertionError(f"query failed: {proc.stderr[-3000:]}")
         return json.loads(proc.stdout)
+
+
+def fail_with_output(p: Pipeline, run: subprocess.Popen[str], why: str) -> NoReturn:
+    """Stop ``ioc run`` and fail with its last lines, less the clients' reconnect noise."""
+    p.kill(run)
+    out = run.stdout.read() if run.stdout else ""
+    lines = [ln for ln in out.splitlines() if "rdkafka" not in ln
+             and "aiokafka ERROR" not in ln and "NodeNotReady" not in ln]
+    pytest.fail(f"{why}; exit {run.returncode}\n" + "\n".join(lines[-60:]))

@@ -13,23 +13,20 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 from helpers import find_free_port_pair
-from pipeline import FIGURE_QUERIES, FLOW, FaultFigures, Pipeline, SteadyProducer
+from pipeline import (
+    FIGURE_QUERIES,
+    FLOW,
+    FaultFigures,
+    Pipeline,
+    SteadyProducer,
+    fail_with_output,
+)
 
 from ioc.infra.local_kafka import LocalKafka
 from ioc.infra.settings import Settings
-
-
-def fail_with_output(p: Pipeline, run: subprocess.Popen[str], why: str) -> NoReturn:
-    """Stop ``ioc run`` and fail with its last lines, less the clients' reconnect noise."""
-    p.kill(run)
-    out = run.stdout.read() if run.stdout else ""
-    lines = [ln for ln in out.splitlines() if "rdkafka" not in ln
-             and "aiokafka ERROR" not in ln and "NodeNotReady" not in ln]
-    pytest.fail(f"{why}; exit {run.returncode}\n" + "\n".join(lines[-60:]))
 
 
 @pytest.fixture

@@ -15,7 +15,14 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from helpers import find_free_ports
-from pipeline import FIGURE_QUERIES, FLOW, FaultFigures, Pipeline, SteadyProducer
+from pipeline import (
+    FIGURE_QUERIES,
+    FLOW,
+    FaultFigures,
+    Pipeline,
+    SteadyProducer,
+    fail_with_output,
+)
 
 from ioc.infra.kafka_cluster import LocalKafkaCluster
 
@@ -91,9 +98,7 @@ def test_one_of_three_brokers_killed_mid_stream_loses_nothing_acknowledged(
         try:
             out, _ = run.communicate(timeout=180)
         except subprocess.TimeoutExpired:
-            p.kill(run)
-            out = run.stdout.read() if run.stdout else ""
-            pytest.fail(f"ioc run did not finish after the feed stopped\n{out[-4000:]}")
+            fail_with_output(p, run, "ioc run did not finish after the feed stopped")
         assert run.returncode == 0, out[-4000:]
     finally:
         feeder.done.set()
