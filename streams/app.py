@@ -357,7 +357,8 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         state.heartbeat = time.monotonic()
         if not streams:
             return
-        tell_progress()
+        lags = partition_lags(app, state)  # one reading per tick serves the rules and the metric
+        tell_progress(lags)
         step = processor.tick()
         now = time.monotonic()
         if now - last_flush[0] >= flush_interval:
@@ -370,16 +371,15 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
             await write_checkpoints()
         metrics.open_windows.set(processor.engine.open_windows)
         metrics.held_events.set(processor.engine.held_events)
-        update_lag()
+        update_lag(lags)
 
-    def tell_progress() -> None:
+    def tell_progress(lags: Mapping[Any, int | None]) -> None:
         """Rules that close days or windows over several partitions wait for every assigned
         partition that still has unread messages (see :class:`ioc.streams.domain.Progress`)."""
         processor.set_unread({(logical.get(tp.topic, tp.topic), tp.partition): lag
-                              for tp, lag in partition_lags(app, state).items()})
+                              for tp, lag in lags.items()})
 
-    def update_lag() -> None:
-        lags = partition_lags(app, state)
+    def update_lag(lags: Mapping[Any, int | None]) -> None:
         known = [lag for lag in lags.values() if lag is not None]
         state.lag_total = sum(max(lag, 0) for lag in known) if known else None
         for tp, lag in lags.items():
@@ -446,7 +446,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
 
     async def flush_all() -> None:
         """Publish every pending window's current value (used before an idle exit)."""
-        tell_progress()
+        tell_progress(partition_lags(app, state))
         step = processor.tick()
         step.kpis.extend(processor.flush())
         await publish(step)

@@ -314,8 +314,10 @@ class KpiEngine:
         for pos in [p for p in self._refs if p[0] in tps]:
             del self._refs[pos]
         for tp in tps:
-            for per_tp in (self.watermarks, self._read, self._advanced_wm, self.guards):
-                per_tp.pop(tp, None)  # type: ignore[attr-defined]
+            self.watermarks.pop(tp, None)
+            self._read.pop(tp, None)
+            self._advanced_wm.pop(tp, None)
+            self.guards.pop(tp, None)
 
     @property
     def open_windows(self) -> int:
