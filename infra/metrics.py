@@ -22,6 +22,10 @@ class Metrics:
         self.event_outcomes = Counter("ioc_stream_event_outcomes",
                                       "Stream events by outcome (counted, duplicate, late, ...)",
                                       ["topic", "outcome"], registry=registry)
+        self.stream_rereads = Counter("ioc_stream_rereads",
+                                      "Times the stream worker sought back because its consumer "
+                                      "skipped messages (after a rebalance)",
+                                      ["topic"], registry=registry)
         self.sink_batch_rows = Histogram("ioc_sink_batch_rows", "Rows per ClickHouse insert",
                                          ["table"], registry=registry,
                                          buckets=(1, 10, 100, 500, 1000, 5000, 10000, 50000))

@@ -625,7 +625,9 @@ def run_worker(settings: Settings, exit_when_idle: float | None = None,
         code = int(exc.code or 0)
     finally:
         stall_watch.stop()
-        out.flush(10)
+        if left := out.flush(10):
+            # their source events were not acknowledged: the next start recomputes them
+            log.warning("%d outputs not confirmed by Kafka at exit", left)
         out.close()  # no reconnect attempts (and log noise) once the worker is done
     return 1 if failed else code
 

@@ -13,7 +13,9 @@ runs at-least-once (never ``exactly_once``, see STYLE.md) with agent concurrency
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ import faust
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from faust.sensors.monitor import Monitor
 from faust.transport.consumer import Consumer as FaustConsumer
+from faust.types import TP as FaustTP
 from faust.types import EventT
 
 from ioc.connectors.privacy import lazy_key, redact_dead_letter
@@ -33,6 +36,8 @@ from ioc.infra.reference import ReferenceData
 from ioc.infra.settings import Settings
 from ioc.schemas.serde import DecodeError, Serde
 from ioc.streams import checkpoints
+from ioc.streams import cursor as cursor_mod
+from ioc.streams.cursor import ReadCursor, Verdict
 from ioc.streams.engine import TP, Position, ReplayGuard
 from ioc.streams.processor import Processor, Step
 from ioc.streams.registry import build_domains
@@ -40,27 +45,31 @@ from ioc.streams.registry import build_domains
 log = logging.getLogger(__name__)
 
 
-def _new_offset_not_past_held(self: Any, tp: Any) -> int | None:
-    """Faust's ``Consumer._new_offset``, except that it never commits past a message this
-    worker still holds.
+def _new_offset_within_limit(self: Any, tp: Any) -> int | None:
+    """Faust's ``Consumer._new_offset``, replaced by the app's own commit limit.
 
-    faust-streaming 0.15 treats one missing offset right after the committed one as a gap of a
-    compacted topic and commits past it (faust-streaming issue #606, fix proposed in PR #707):
-    with ``committed = 6`` and offsets 7–10 acknowledged it commits 11 although the message at
-    offset 6 was never acknowledged — a rule holding one open report there would lose it on the
-    next restart. The app tells the consumer which positions it holds (``ioc_in_flight``);
-    a message held at the committed offset stops the commit there.
+    Faust derives the offset to commit from the offsets acknowledged and the ones it skipped
+    ("gaps"). Both go wrong for this worker: faust-streaming 0.15 commits past a single
+    unacknowledged message at the committed offset (issue #606, fix proposed in PR #707) — a
+    rule holding one open citizen report there lost it on restart — and after a rebalance the
+    offsets Faust skipped can be messages it never delivered (see :mod:`ioc.streams.cursor`).
+    The app knows exactly how far it may commit (``ioc_commit_limit``: its read cursor or the
+    oldest position it still holds); Faust's own computation still runs to keep its
+    bookkeeping trimmed. Apps without the hook get Faust's answer.
     """
-    acked = self._acked[tp]
+    proposed = _faust_new_offset(self, tp)
+    limit_of = getattr(self.app, "ioc_commit_limit", None)
+    if limit_of is None:
+        return proposed  # type: ignore[no-any-return]
+    limit: int | None = limit_of(tp)
     committed = self._committed_offset[tp]
-    in_flight = getattr(self.app, "ioc_in_flight", None)
-    if acked and committed is not None and in_flight is not None and in_flight(tp, committed):
+    if limit is None or (committed is not None and limit <= committed):
         return None
-    return _faust_new_offset(self, tp)
+    return limit
 
 
 _faust_new_offset = FaustConsumer._new_offset
-FaustConsumer._new_offset = _new_offset_not_past_held  # type: ignore[method-assign]
+FaustConsumer._new_offset = _new_offset_within_limit  # type: ignore[method-assign]
 
 
 class QuietMonitor(Monitor):
@@ -82,6 +91,7 @@ class QuietMonitor(Monitor):
         return None
 
 KPI_TOPIC = "ioc.kpi.v1"
+STUCK_AFTER_S = 15.0  # see create_app's unstick()
 ALERT_TOPIC = "ioc.alert.v1"
 DLQ_TOPIC = "ioc.dlq.v1"
 
@@ -96,7 +106,14 @@ class WorkerState:
     lag_total: int | None = None  # unread messages at the last lag reading
 
 
-OUTPUT_PRODUCER: dict[str, Any] = {"linger.ms": 50, "message.timeout.ms": 0}
+def _log_output_error(err: KafkaError) -> None:
+    """librdkafka's client-level errors of the output producer (brokers down, fatal
+    idempotence errors): retried by the client, but worth a line in the log."""
+    log.warning("output producer: %s", err)
+
+
+OUTPUT_PRODUCER: dict[str, Any] = {"linger.ms": 50, "message.timeout.ms": 0,
+                                   "error_cb": _log_output_error}
 """Producer settings of the worker's outputs: batch for 50 ms, and never give up on a message
 (0 = no timeout) — a broker restart delays outputs instead of failing them; only permanent
 errors (authorisation, a deleted topic) fail, and then the worker stops without acknowledging."""
@@ -122,6 +139,22 @@ def broker_credentials(settings: Settings) -> Any:
     if protocol == "SSL":
         return faust.SSLCredentials(settings.kafka_ssl_context())
     return None
+
+
+FAULT_UNDELIVERED_ENV = "IOC_FAULT_UNDELIVERED"
+
+
+def fault_undelivered() -> set[Position]:
+    """Testing only: ``IOC_FAULT_UNDELIVERED=<topic>:<partition>:<first offset>:<count>`` makes
+    the agent ignore those messages the first time they come, as Faust's consumer does with
+    messages it drops after a rebalance (see :mod:`ioc.streams.cursor`)."""
+    spec = os.environ.get(FAULT_UNDELIVERED_ENV)
+    if not spec:
+        return set()
+    topic, partition, first, count = spec.rsplit(":", 3)
+    log.warning("fault injection: %s[%s] offsets %s+%s will not be delivered once", topic,
+                partition, first, count)
+    return {((topic, int(partition)), int(first) + i) for i in range(int(count))}
 
 
 def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics,
@@ -163,15 +196,29 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     logical = {settings.topic(t): t for t in processor.topics}
     source = app.topic(*logical.keys(), value_serializer="raw", key_serializer="raw")
     held: dict[Position, EventT] = {}
-    # Positions still held when their partition was revoked: Faust's commit handler may run for
-    # the partition until the new assignment arrives, and must not commit past them either.
-    handed_over: set[Position] = set()
+    held_offsets: dict[TP, list[int]] = {}  # per partition a heap of held offsets (lazy deletes)
+    cursor = ReadCursor()  # the next offset to take per partition (see ioc.streams.cursor)
 
-    def in_flight(tp: Any, offset: int) -> bool:
-        pos = ((logical.get(tp.topic, tp.topic), tp.partition), offset)
-        return pos in held or pos in handed_over
+    def hold(pos: Position, event: EventT) -> None:
+        held[pos] = event
+        heapq.heappush(held_offsets.setdefault(pos[0], []), pos[1])
 
-    app.ioc_in_flight = in_flight  # type: ignore[attr-defined]
+    def commit_limit(faust_tp: Any) -> int | None:
+        """How far Faust may commit ``faust_tp``: to the read cursor, or to the oldest position
+        still held (its outputs unconfirmed, or a window or rule still needs it)."""
+        tp = (logical.get(faust_tp.topic, faust_tp.topic), faust_tp.partition)
+        limit = cursor.next(tp)
+        if limit is None:
+            return None  # nothing taken since the assignment
+        heap = held_offsets.get(tp)
+        while heap and (tp, heap[0]) not in held:
+            heapq.heappop(heap)
+        return min(limit, heap[0]) if heap else limit
+
+    app.ioc_commit_limit = commit_limit  # type: ignore[attr-defined]
+    probed: dict[TP, int] = {}  # per partition, the cursor Kafka confirmed holds a message
+    undelivered = fault_undelivered()
+    last_seek: dict[TP, tuple[int, float]] = {}
     owned: set[Any] = set()  # Faust TPs assigned to this worker now (see on_assigned)
     guarded: set[TP] = set()  # partitions whose replay guard was looked up since assignment
     streams: list[Any] = []
@@ -334,6 +381,14 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
                 await install_guards({tp})
                 if msg.tp not in owned and msg.tp not in app.consumer.assignment():
                     continue  # revoked meanwhile
+            if (tp, msg.offset) in undelivered:
+                undelivered.discard((tp, msg.offset))  # fault injection: as if never delivered
+                continue
+            verdict = cursor.check(tp, msg.offset)
+            if verdict is Verdict.AGAIN:
+                continue
+            if verdict is Verdict.GAP and not await take_after_gap(msg, tp):
+                continue
             state.last_event_monotonic = time.monotonic()
             state.positions[(msg.topic, msg.partition)] = msg.offset
             in_counter(topic).inc()
@@ -341,16 +396,52 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
                 record = serde.decode(topic, msg.value)
             except DecodeError as err:
                 await dead_letter(event, topic, err)
-                held[((topic, msg.partition), msg.offset)] = event
-                await acknowledge([((topic, msg.partition), msg.offset)])
+                hold((tp, msg.offset), event)
+                cursor.take(tp, msg.offset)
+                await acknowledge([(tp, msg.offset)])
                 continue
             step = processor.handle(topic, record, tp, msg.offset)
             assert step.outcome is not None
             outcome_counter(topic, step.outcome.value).inc()
-            held[(tp, msg.offset)] = event
+            hold((tp, msg.offset), event)
+            cursor.take(tp, msg.offset)
             if step.alerts or step.kpis:
                 await publish(step)
             await acknowledge(step.released)
+
+    async def take_after_gap(msg: Any, tp: TP) -> bool:
+        """A message past the read cursor: take it if the log holds nothing between, else seek
+        back to the cursor (see :mod:`ioc.streams.cursor`) and skip it for now."""
+        expected = cursor.next(tp)
+        assert expected is not None
+        target = expected
+        if probed.get(tp) != expected:  # else known to be in the log: the consumer skipped it
+            first = await asyncio.get_running_loop().run_in_executor(
+                loop_executor, cursor_mod.first_offset_at, settings, msg.topic, msg.partition,
+                expected)
+            if cursor.next(tp) != expected or msg.tp not in app.consumer.assignment():
+                return False  # a rebalance or a seek ran meanwhile: the message comes again
+            resolved = cursor.resolve_gap(tp, msg.offset, first)
+            if resolved is None:
+                log.warning("%s[%d]: offsets %d-%d are not in the log (transaction markers or "
+                            "deleted by retention); going on at %d", tp[0], msg.partition,
+                            expected, msg.offset - 1, msg.offset)
+                return True
+            target = resolved
+            if first == target:
+                probed[tp] = target
+        now = time.monotonic()
+        previous = last_seek.get(tp)
+        if previous is None or previous[0] != target or now - previous[1] > 1.0:
+            # Messages fetched before the seek may still come for a while (skipped here, and
+            # the seek repeated each second until the consumer delivers the cursor's message).
+            if previous is None or previous[0] != target:
+                log.warning("%s[%d]: the consumer skipped offsets %d-%d; reading them again",
+                            tp[0], msg.partition, target, msg.offset - 1)
+            last_seek[tp] = (target, now)
+            metrics.stream_rereads.labels(tp[0]).inc()
+            await seek_to(msg.tp, target)
+        return False
 
     @app.timer(interval=tick_interval)
     async def advance() -> None:
@@ -372,12 +463,64 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         metrics.open_windows.set(processor.engine.open_windows)
         metrics.held_events.set(processor.engine.held_events)
         update_lag(lags)
+        await seek_again(now)
+        await unstick(lags, now)
 
     def tell_progress(lags: Mapping[Any, int | None]) -> None:
         """Rules that close days or windows over several partitions wait for every assigned
         partition that still has unread messages (see :class:`ioc.streams.domain.Progress`)."""
         processor.set_unread({(logical.get(tp.topic, tp.topic), tp.partition): lag
                               for tp, lag in lags.items()})
+
+    async def seek_to(ftp: Any, offset: int) -> None:
+        """Seek in the consumer's own thread (a seek from this thread raced its fetcher and
+        crashed the worker) and move Faust's read position with it."""
+        try:
+            await app.consumer.seek_wait({ftp: offset})
+        except Exception as exc:  # broker away, partition moved: seek_again tries again
+            log.warning("%s[%d]: seek to %d failed: %r", ftp.topic, ftp.partition, offset, exc)
+
+    async def seek_again(now: float) -> None:
+        """Repeat, each second, a seek back to the cursor until its message comes: messages
+        the consumer fetched before a seek can move its read position past the re-read ones
+        again (see take_after_gap)."""
+        for tp, (target, at) in list(last_seek.items()):
+            if cursor.next(tp) != target:
+                del last_seek[tp]  # read again: done
+                continue
+            ftp = FaustTP(settings.topic(tp[0]), tp[1])
+            if now - at >= 1.0 and ftp in app.consumer.assignment():
+                last_seek[tp] = (target, now)
+                metrics.stream_rereads.labels(tp[0]).inc()
+                await seek_to(ftp, target)
+
+    still: dict[Any, tuple[int | None, float]] = {}  # per partition: position, since when
+
+    async def unstick(lags: Mapping[Any, int | None], now: float) -> None:
+        """A partition with messages to read whose position has not moved for
+        ``STUCK_AFTER_S``: the consumer may have dropped what it re-read after a rebalance
+        with nothing later to show the gap (see :mod:`ioc.streams.cursor`). Read again from
+        the cursor (harmless if the worker was only slow: what it reads twice is skipped)."""
+        for ftp, lag in lags.items():
+            pos = state.positions.get((ftp.topic, ftp.partition))
+            if not lag or lag <= 0:
+                still.pop(ftp, None)
+                continue
+            seen = still.get(ftp)
+            if seen is None or seen[0] != pos:
+                still[ftp] = (pos, now)
+                continue
+            if now - seen[1] < STUCK_AFTER_S:
+                continue
+            tp = (logical.get(ftp.topic, ftp.topic), ftp.partition)
+            target = cursor.next(tp)
+            if target is None or ftp not in app.consumer.assignment():
+                continue
+            still[ftp] = (pos, now)
+            log.warning("%s[%d]: %d messages unread and no progress for %.0f s; reading again "
+                        "from %d", tp[0], ftp.partition, lag, now - seen[1], target)
+            metrics.stream_rereads.labels(tp[0]).inc()
+            await seek_to(ftp, target)
 
     def update_lag(lags: Mapping[Any, int | None]) -> None:
         known = [lag for lag in lags.values() if lag is not None]
@@ -391,11 +534,15 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     def forget(tps: set[TP]) -> None:
         processor.drop_partitions(tps)
         guarded.difference_update(tps)
+        cursor.forget(tps)
         for tp in tps:
+            state.positions.pop((settings.topic(tp[0]), tp[1]), None)
             written.pop(tp, None)
+            held_offsets.pop(tp, None)
+            probed.pop(tp, None)
+            last_seek.pop(tp, None)
         for pos in [p for p in held if p[0] in tps]:
             del held[pos]
-            handed_over.add(pos)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types want positional-only
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
@@ -409,7 +556,6 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         assigned = args[0] if args else kwargs.get("assigned", set())
-        handed_over.clear()  # the partitions revoked before are no longer committed here
         owned.clear()
         owned.update(assigned)
         # Anything still known about a partition not assigned now is stale: drop it too.
@@ -428,13 +574,22 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         tps = tps - guarded
         if not tps:
             return
+        physical = {(settings.topic(t), p) for t, p in tps}
+        loop = asyncio.get_running_loop()
         try:
-            found = await asyncio.get_running_loop().run_in_executor(
-                loop_executor, checkpoints.read, settings,
-                {(settings.topic(t), p) for t, p in tps})
+            found = await loop.run_in_executor(loop_executor, checkpoints.read, settings,
+                                               physical)
         except KafkaException as exc:
             log.warning("cannot read replay checkpoints (%s): replaying without guards", exc)
             found = {}
+        try:
+            starts = await loop.run_in_executor(
+                loop_executor, cursor_mod.start_offsets, settings, app.conf.id,
+                {(t, p) for t, p in physical if t in logical})  # source topics only
+        except KafkaException as exc:
+            log.warning("cannot read the committed offsets (%s): taking the messages as they "
+                        "come", exc)
+            starts = {}
         assigned = {(logical.get(t.topic, t.topic), t.partition)
                     for t in app.consumer.assignment()}
         tps = (tps & assigned) - guarded  # a rebalance may have run meanwhile
@@ -442,6 +597,11 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
             tp = (logical.get(topic, topic), partition)
             if tp in tps:
                 processor.engine.guards[tp] = guard
+        for (topic, partition), offset in starts.items():
+            tp = (logical.get(topic, topic), partition)
+            if tp in tps:
+                cursor.start(tp, offset)
+                state.positions[(topic, partition)] = offset - 1  # read up to here
         guarded.update(tps)
 
     async def flush_all() -> None:
@@ -452,7 +612,15 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         await publish(step)
         await acknowledge(step.released)
         await write_checkpoints()
-        await asyncio.get_running_loop().run_in_executor(loop_executor, out.flush, 60.0)
+        loop = asyncio.get_running_loop()
+        waited = 0.0
+        while not failures and (remaining := await loop.run_in_executor(
+                loop_executor, out.flush, 5.0)):
+            waited += 5.0
+            log.warning("waiting %.0f s for Kafka to confirm %d outputs before exiting", waited,
+                        remaining)
+        if failures:  # the exit must not look clean: the next start recomputes them
+            raise RuntimeError("outputs not confirmed by Kafka: " + "; ".join(failures[:3]))
 
     app.ioc_flush_all = flush_all  # type: ignore[attr-defined]
     return app, state

@@ -186,17 +186,22 @@ class FaultFigures:
 
 
 class _Drain(threading.Thread):
-    """Reads a pipe to its end, keeping the last lines; ``read()`` returns them."""
+    """Reads a pipe to its end, keeping the last lines (``read()`` returns them) and writing
+    every line to ``log`` (kept with the test's temporary files, for a failure's post-mortem)."""
 
-    def __init__(self, pipe: Any, keep: int = 400) -> None:
+    def __init__(self, pipe: Any, log: Path, keep: int = 400) -> None:
         super().__init__(daemon=True)
         self.pipe = pipe
+        self.log = log
         self.lines: deque[str] = deque(maxlen=keep)
         self.start()
 
     def run(self) -> None:
-        for line in self.pipe:
-            self.lines.append(line)
+        with self.log.open("a", encoding="utf-8") as out:
+            for line in self.pipe:
+                self.lines.append(line)
+                out.write(line)
+                out.flush()
 
     def read(self) -> str:
         return "".join(self.lines)
@@ -209,9 +214,9 @@ class _DrainedRun(subprocess.Popen[str]):
     """A Popen whose output a :class:`_Drain` reads all the time: ``stdout.read()`` and
     ``communicate()`` give the last lines."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, log: Path, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.stdout = _Drain(self.stdout)  # type: ignore[assignment]
+        self.stdout = _Drain(self.stdout, log)  # type: ignore[assignment]
 
     def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[Any, Any]:
         self.wait(timeout)
@@ -231,6 +236,7 @@ class Pipeline:
         self.client = dict(client or {})
         self.prefix = f"t{uuid.uuid4().hex[:8]}."
         self.data_dir = tmp / "var"
+        self.runs = 0  # ioc run processes started (each logs to ioc-run-<n>.log next to var/)
         self.env = dict(os.environ)
         self.env.update({
             "IOC_KAFKA_BOOTSTRAP": bootstrap,
@@ -280,7 +286,9 @@ class Pipeline:
         """``ioc run [args]`` in the background. Its output is drained continuously (a full
         pipe would block the process on its next log line, e.g. while the broker is away and
         the clients log every reconnect); ``run.stdout.read()`` gives the last lines."""
-        return _DrainedRun([IOC, "run", *args], env=self.env, stdout=subprocess.PIPE,
+        self.runs += 1
+        log = self.data_dir.parent / f"ioc-run-{self.runs}.log"
+        return _DrainedRun([IOC, "run", *args], log=log, env=self.env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
     @staticmethod

@@ -67,8 +67,10 @@ def test_one_of_three_brokers_killed_mid_stream_loses_nothing_acknowledged(
     assert all(len(part.replicas) == 3 for part in flow.partitions.values())
     # the broker leading partition 0 of the flow topic is the one that dies
     victim = flow.partitions[0].leader
-    # the same ioc run lives through the loss and finishes the work itself once the feed stops
-    run = p.start_run("--exit-when-idle", "3")
+    # The same ioc run lives through the loss and finishes the work itself once the feed stops.
+    # Its idle time is longer than the feed's pause while leaders move (10-15 s): an idle exit
+    # in that pause would be right ("nothing to read now") but end the worker mid-test.
+    run = p.start_run("--exit-when-idle", "25")
     feeder = SteadyProducer(cluster.bootstrap, p.prefix, rate=200)
     feeder.start()
     try:
