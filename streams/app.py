@@ -91,7 +91,7 @@ class QuietMonitor(Monitor):
         return None
 
 KPI_TOPIC = "ioc.kpi.v1"
-STUCK_AFTER_S = 15.0  # see create_app's unstick()
+STUCK_AFTER_S = 5.0  # see create_app's unstick()
 ALERT_TOPIC = "ioc.alert.v1"
 DLQ_TOPIC = "ioc.dlq.v1"
 
@@ -440,7 +440,7 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
                             tp[0], msg.partition, target, msg.offset - 1)
             last_seek[tp] = (target, now)
             metrics.stream_rereads.labels(tp[0]).inc()
-            await seek_to(msg.tp, target)
+            seek_soon(msg.tp, target)
         return False
 
     @app.timer(interval=tick_interval)
@@ -463,8 +463,8 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         metrics.open_windows.set(processor.engine.open_windows)
         metrics.held_events.set(processor.engine.held_events)
         update_lag(lags)
-        await seek_again(now)
-        await unstick(lags, now)
+        seek_again(now)
+        unstick(lags, now)
 
     def tell_progress(lags: Mapping[Any, int | None]) -> None:
         """Rules that close days or windows over several partitions wait for every assigned
@@ -472,15 +472,28 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         processor.set_unread({(logical.get(tp.topic, tp.topic), tp.partition): lag
                               for tp, lag in lags.items()})
 
-    async def seek_to(ftp: Any, offset: int) -> None:
-        """Seek in the consumer's own thread (a seek from this thread raced its fetcher and
-        crashed the worker) and move Faust's read position with it."""
-        try:
-            await app.consumer.seek_wait({ftp: offset})
-        except Exception as exc:  # broker away, partition moved: seek_again tries again
-            log.warning("%s[%d]: seek to %d failed: %r", ftp.topic, ftp.partition, offset, exc)
+    seeking: dict[Any, asyncio.Task[None]] = {}  # per Faust TP, the seek under way
 
-    async def seek_again(now: float) -> None:
+    def seek_soon(ftp: Any, offset: int) -> None:
+        """Seek ``ftp`` back to ``offset`` in the background, one seek per partition at a time:
+        Faust's ``seek_wait`` runs in the consumer's own thread (a seek from this thread raced
+        its fetcher and crashed the worker) and waits for the position, which takes as long as
+        the broker takes — the agent and the tick timer must not wait for it."""
+        if ftp in seeking:
+            return
+
+        async def run() -> None:
+            try:
+                await app.consumer.seek_wait({ftp: offset})
+            except Exception as exc:  # broker away, partition moved: seek_again tries again
+                log.warning("%s[%d]: seek to %d failed: %r", ftp.topic, ftp.partition, offset,
+                            exc)
+            finally:
+                seeking.pop(ftp, None)
+
+        seeking[ftp] = asyncio.ensure_future(run())
+
+    def seek_again(now: float) -> None:
         """Repeat, each second, a seek back to the cursor until its message comes: messages
         the consumer fetched before a seek can move its read position past the re-read ones
         again (see take_after_gap)."""
@@ -492,11 +505,12 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
             if now - at >= 1.0 and ftp in app.consumer.assignment():
                 last_seek[tp] = (target, now)
                 metrics.stream_rereads.labels(tp[0]).inc()
-                await seek_to(ftp, target)
+                seek_soon(ftp, target)
 
     still: dict[Any, tuple[int | None, float]] = {}  # per partition: position, since when
+    rescued: dict[Any, int] = {}  # per partition: the cursor unstick() last sought back to
 
-    async def unstick(lags: Mapping[Any, int | None], now: float) -> None:
+    def unstick(lags: Mapping[Any, int | None], now: float) -> None:
         """A partition with messages to read whose position has not moved for
         ``STUCK_AFTER_S``: the consumer may have dropped what it re-read after a rebalance
         with nothing later to show the gap (see :mod:`ioc.streams.cursor`). Read again from
@@ -517,10 +531,12 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
             if target is None or ftp not in app.consumer.assignment():
                 continue
             still[ftp] = (pos, now)
-            log.warning("%s[%d]: %d messages unread and no progress for %.0f s; reading again "
-                        "from %d", tp[0], ftp.partition, lag, now - seen[1], target)
+            if rescued.get(ftp) != target:  # once per position (a broker outage repeats this)
+                rescued[ftp] = target
+                log.warning("%s[%d]: %d messages unread and no progress for %.0f s; reading "
+                            "again from %d", tp[0], ftp.partition, lag, now - seen[1], target)
             metrics.stream_rereads.labels(tp[0]).inc()
-            await seek_to(ftp, target)
+            seek_soon(ftp, target)
 
     def update_lag(lags: Mapping[Any, int | None]) -> None:
         known = [lag for lag in lags.values() if lag is not None]
