@@ -553,6 +553,8 @@ def create_app(settings: Settings, *, reference: ReferenceData, metrics: Metrics
         cursor.forget(tps)
         for tp in tps:
             state.positions.pop((settings.topic(tp[0]), tp[1]), None)
+            still.pop(FaustTP(settings.topic(tp[0]), tp[1]), None)
+            rescued.pop(FaustTP(settings.topic(tp[0]), tp[1]), None)
             written.pop(tp, None)
             held_offsets.pop(tp, None)
             probed.pop(tp, None)

@@ -3,9 +3,10 @@ the group resumes a partition, and the first offset the log really holds at or a
 
 from __future__ import annotations
 
+import time
 import uuid
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ioc.infra.settings import Settings
@@ -25,18 +26,26 @@ def test_start_offsets_and_the_first_offset_the_log_holds(kafka_broker: str) -> 
 
     group = f"g-{uuid.uuid4().hex[:8]}"
     committer = Consumer({"bootstrap.servers": kafka_broker, "group.id": group})
-    committer.commit(offsets=[TopicPartition(topic, 0, 7)], asynchronous=False)
+    deadline = time.monotonic() + 60
+    while True:  # a fresh broker answers NOT_COORDINATOR while it loads its offsets topic
+        try:
+            committer.commit(offsets=[TopicPartition(topic, 0, 7)], asynchronous=False)
+            break
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     committer.close()
     # partition 0 resumes at the committed 7; partition 1 has no commit: its first offset
     assert start_offsets(settings, group, [(topic, 0), (topic, 1)]) == {(topic, 0): 7,
                                                                          (topic, 1): 0}
 
-    assert first_offset_at(settings, topic, 0, 3) == 3
+    assert first_offset_at(settings, topic, 0, 3, timeout=60) == 3  # generous: a loaded CI
     # records deleted below 5 (what retention does): the log starts at 5
     deleted = admin.delete_records([TopicPartition(topic, 0, 5)])
     for future in deleted.values():
         future.result(30)
-    assert first_offset_at(settings, topic, 0, 3) == 5
-    assert first_offset_at(settings, topic, 0, 9) == 9
+    assert first_offset_at(settings, topic, 0, 3, timeout=60) == 5
+    assert first_offset_at(settings, topic, 0, 9, timeout=60) == 9
     # nothing at or after the end within the timeout
     assert first_offset_at(settings, topic, 0, 10, timeout=2.0) is None
