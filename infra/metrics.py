@@ -23,8 +23,9 @@ class Metrics:
                                       "Stream events by outcome (counted, duplicate, late, ...)",
                                       ["topic", "outcome"], registry=registry)
         self.stream_rereads = Counter("ioc_stream_rereads",
-                                      "Times the stream worker sought back because its consumer "
-                                      "skipped messages (after a rebalance)",
+                                      "Times the stream worker sought back to its read cursor "
+                                      "(its consumer skipped messages, or a partition with "
+                                      "unread messages made no progress)",
                                       ["topic"], registry=registry)
         self.sink_batch_rows = Histogram("ioc_sink_batch_rows", "Rows per ClickHouse insert",
                                          ["table"], registry=registry,
