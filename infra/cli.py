@@ -248,6 +248,22 @@ def _query_server_client(settings: Settings) -> Any | None:
         return None
 
 
+
+def store_client(settings: Settings, command: str) -> Any | None:
+    """A client of the store for a read command: the running platform's query server when it
+    owns the embedded store, else a direct connection. None (after saying why on stderr,
+    prefixed ``ioc <command>:``) when ClickHouse cannot be reached."""
+    from ioc.connectors.clickhouse import ClickHouseUnavailable, connect
+
+    client = _query_server_client(settings)
+    if client is None:
+        try:
+            client = connect(settings.clickhouse)
+        except ClickHouseUnavailable as exc:
+            print(f"ioc {command}: {exc}", file=sys.stderr)
+            return None
+    return client
+
 def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     """Read-only SQL. The embedded store is opened directly when free; while a platform owns
     it, the query goes through that platform's query server; a server URL is used as is."""
@@ -281,7 +297,6 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from ioc.connectors.clickhouse import ClickHouseUnavailable, connect
     from ioc.dashboards.briefing import make_report
     from ioc.streams.windows import LOCAL_TZ
 
@@ -291,13 +306,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ioc report: --at must be a date like 2026-11-30, got {args.at!r}",
               file=sys.stderr)
         return 2
-    client = _query_server_client(settings)  # a running platform owns the embedded store
+    client = store_client(settings, "report")
     if client is None:
-        try:
-            client = connect(settings.clickhouse)
-        except ClickHouseUnavailable as exc:
-            print(f"ioc report: {exc}", file=sys.stderr)
-            return 1
+        return 1
     out = Path(args.out) if args.out else settings.data_dir / "reports"
     try:
         print(f"ioc report: collecting the {args.period} of {at} …", file=sys.stderr)

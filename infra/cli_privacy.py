@@ -27,22 +27,8 @@ from ioc.infra.settings import Settings
 EXIT_USAGE = 2
 
 
-def _client(settings: Settings, command: str) -> Any | None:
-    from ioc.connectors.clickhouse import ClickHouseUnavailable, connect
-    from ioc.infra.cli import _query_server_client
-
-    client = _query_server_client(settings)
-    if client is None:
-        try:
-            client = connect(settings.clickhouse)
-        except ClickHouseUnavailable as exc:
-            print(f"ioc privacy {command}: {exc}", file=sys.stderr)
-            return None
-    return client
-
-
 def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
-    from ioc.infra.cli import _kafka_needed, format_result
+    from ioc.infra.cli import _kafka_needed, format_result, store_client
     from ioc.infra.privacy_scan import DLQ_TOPIC, NameRule, ScanError, scan
 
     names = list(args.name or [])
@@ -63,7 +49,7 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     topics = [] if args.no_kafka else [DLQ_TOPIC, *(args.topic or [])]
     if topics:
         _kafka_needed(settings)
-    client = _client(settings, "scan")
+    client = store_client(settings, "privacy scan")
     if client is None:
         return 1
     try:
