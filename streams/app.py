@@ -91,7 +91,7 @@ class QuietMonitor(Monitor):
         return None
 
 KPI_TOPIC = "ioc.kpi.v1"
-STUCK_AFTER_S = 5.0  # see create_app's unstick()
+STUCK_AFTER_S = 15.0  # see create_app's unstick()
 ALERT_TOPIC = "ioc.alert.v1"
 DLQ_TOPIC = "ioc.dlq.v1"
 
